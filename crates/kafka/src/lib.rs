@@ -1,0 +1,40 @@
+//! The Kafka glue: a consumer that commits only finished work, and a producer that waits for
+//! the broker's acknowledgement.
+//!
+//! - [`offsets`]: the pure bookkeeping of which offsets are finished, per partition.
+//! - [`consumer`]: [`TrackedConsumer`], whose messages carry a [`Ticket`]; a partition's
+//!   committed offset only moves over a run of finished tickets.
+//! - [`producer`]: [`RecordProducer`], whose `send` returns once the broker has the record.
+//!
+//! Nothing here knows about alarms; it works the same against the mock cluster and a real one.
+
+pub mod consumer;
+pub mod offsets;
+pub mod producer;
+
+use monasca_config::KafkaConfig;
+use rdkafka::ClientConfig;
+
+pub use consumer::{Received, Ticket, TrackedConsumer};
+pub use producer::{DeadLetter, RecordProducer};
+pub use rdkafka::error::KafkaError;
+
+/// The client settings shared by consumers and producers: brokers, then the operator's
+/// `[kafka] client_properties` (TLS, SASL, tuning), which win.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.url)
+        .set("client.id", "monasca-notification");
+    for (key, value) in &kafka.client_properties {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Sets `key` unless the operator already did through `client_properties`.
+pub(crate) fn set_default(config: &mut ClientConfig, key: &str, value: &str) {
+    if config.get(key).is_none() {
+        config.set(key, value);
+    }
+}

@@ -1,0 +1,275 @@
+//! A notification: one notification method applied to one alarm transition, and its JSON
+//! record on the notification, retry and periodic topics.
+//!
+//! The record is what lets the retry engine rebuild a notification without the original
+//! message, so it carries the whole transition as `raw_alarm`. On reading, the alarm fields
+//! are rebuilt from `raw_alarm` (as the original did) and the record's own copies of them are
+//! ignored; keys this engine does not know are tolerated.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::AlarmTransition;
+use crate::alarm::AlarmParseError;
+
+/// One row of `notification_method`: who to tell, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationMethod {
+    /// `id`, a UUID chosen by the Monasca API.
+    pub id: String,
+    /// `name`, chosen by the tenant.
+    pub name: String,
+    /// `type`, lower case (the database stores it upper case): `webhook`, `email`, ...
+    pub kind: String,
+    /// `address`: an URL, a mail address, a PagerDuty key..., depending on the type.
+    pub address: String,
+    /// `period` in seconds; 0 means "notify once per transition".
+    pub period: i64,
+}
+
+/// Why a record of the retry or periodic topic cannot be rebuilt into a notification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordParseError {
+    /// The bytes are not a JSON object.
+    #[error("not a JSON object: {0}")]
+    NotAnObject(String),
+    /// A method field is missing or has the wrong type.
+    #[error("key \"{0}\" is missing or has the wrong type")]
+    BadKey(&'static str),
+    /// `raw_alarm` is not a valid alarm transition.
+    #[error("raw_alarm: {0}")]
+    BadAlarm(#[from] AlarmParseError),
+}
+
+/// A method applied to an alarm, with its delivery history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Who to notify.
+    pub method: NotificationMethod,
+    /// What happened; shared by all the notifications of one transition.
+    pub alarm: Arc<AlarmTransition>,
+    /// 0 when first sent, +1 per failed retry.
+    pub retry_count: u32,
+    /// Seconds since the epoch of the last send attempt (or of the periodic stamp).
+    pub notification_timestamp: Option<f64>,
+}
+
+impl Notification {
+    /// A fresh notification, never attempted.
+    pub fn new(method: NotificationMethod, alarm: Arc<AlarmTransition>) -> Self {
+        Notification {
+            method,
+            alarm,
+            retry_count: 0,
+            notification_timestamp: None,
+        }
+    }
+
+    /// The record written to Kafka, keys in the order the original wrote them.
+    pub fn to_record(&self) -> Vec<u8> {
+        let a = &self.alarm;
+        let record = json!({
+            "id": self.method.id,
+            "type": self.method.kind,
+            "name": self.method.name,
+            "address": self.method.address,
+            "period": self.method.period,
+            "retry_count": self.retry_count,
+            "raw_alarm": a.raw,
+            "alarm_id": a.alarm_id,
+            "alarm_name": a.alarm_name,
+            "alarm_timestamp": a.timestamp_secs(),
+            "message": a.state_change_reason,
+            "notification_timestamp": self.notification_timestamp,
+            "state": a.new_state,
+            "severity": a.severity,
+            "link": a.link,
+            "lifecycle_state": a.lifecycle_state,
+            "tenant_id": a.tenant_id,
+        });
+        // Serializing a Value built from owned strings and numbers cannot fail.
+        serde_json::to_vec(&record).unwrap_or_default()
+    }
+
+    /// Rebuilds a notification from its record.
+    pub fn from_record(bytes: &[u8]) -> Result<Self, RecordParseError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| RecordParseError::NotAnObject(e.to_string()))?;
+        let Value::Object(mut record) = value else {
+            return Err(RecordParseError::NotAnObject("not an object".into()));
+        };
+        let text = |record: &Map<String, Value>, key: &'static str| match record.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            _ => Err(RecordParseError::BadKey(key)),
+        };
+        let method = NotificationMethod {
+            id: text(&record, "id")?,
+            name: text(&record, "name")?,
+            kind: text(&record, "type")?.to_ascii_lowercase(),
+            address: text(&record, "address")?,
+            period: match record.get("period") {
+                None | Some(Value::Null) => 0,
+                Some(v) => v.as_i64().ok_or(RecordParseError::BadKey("period"))?,
+            },
+        };
+        let retry_count = match record.get("retry_count") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(RecordParseError::BadKey("retry_count"))?,
+        };
+        let notification_timestamp = match record.get("notification_timestamp") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .ok_or(RecordParseError::BadKey("notification_timestamp"))?,
+            ),
+        };
+        let Some(Value::Object(raw)) = record.remove("raw_alarm") else {
+            return Err(RecordParseError::BadKey("raw_alarm"));
+        };
+        Ok(Notification {
+            method,
+            alarm: Arc::new(AlarmTransition::from_raw(raw)?),
+            retry_count,
+            notification_timestamp,
+        })
+    }
+
+    /// The body the webhook notifier posts, and that Slack, HipChat and Jira print as JSON.
+    pub fn common_body(&self) -> Value {
+        let raw = &self.alarm.raw;
+        let get = |key: &str| raw.get(key).cloned().unwrap_or(Value::Null);
+        json!({
+            "alarm_id": self.alarm.alarm_id,
+            "alarm_definition_id": get("alarmDefinitionId"),
+            "alarm_name": self.alarm.alarm_name,
+            "alarm_description": get("alarmDescription"),
+            "alarm_timestamp": self.alarm.timestamp_secs(),
+            "state": self.alarm.new_state,
+            "old_state": get("oldState"),
+            "message": self.alarm.state_change_reason,
+            "tenant_id": self.alarm.tenant_id,
+            "metrics": get("metrics"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alarm() -> Arc<AlarmTransition> {
+        let msg = json!({"alarm-transitioned": {
+            "tenantId": "t1", "alarmId": "a1", "alarmDefinitionId": "d1",
+            "alarmName": "cpu high", "oldState": "OK", "newState": "ALARM",
+            "actionsEnabled": 1, "stateChangeReason": "too hot", "severity": "HIGH",
+            "link": "http://x", "lifecycleState": null,
+            "metrics": [{"name": "cpu", "dimensions": {"hostname": "h1"}}],
+            "subAlarms": [{"x": 1}], "timestamp": 1556703552123.0
+        }});
+        Arc::new(AlarmTransition::parse(msg.to_string().as_bytes()).unwrap())
+    }
+
+    fn method() -> NotificationMethod {
+        NotificationMethod {
+            id: "m1".into(),
+            name: "ops".into(),
+            kind: "webhook".into(),
+            address: "http://127.0.0.1/hook".into(),
+            period: 60,
+        }
+    }
+
+    #[test]
+    fn record_has_the_spec_keys_and_values() {
+        let mut n = Notification::new(method(), alarm());
+        n.notification_timestamp = Some(1700000000.25);
+        let v: Value = serde_json::from_slice(&n.to_record()).unwrap();
+        assert_eq!(v["id"], "m1");
+        assert_eq!(v["type"], "webhook");
+        assert_eq!(v["name"], "ops");
+        assert_eq!(v["address"], "http://127.0.0.1/hook");
+        assert_eq!(v["period"], 60);
+        assert_eq!(v["retry_count"], 0);
+        assert_eq!(v["raw_alarm"]["subAlarms"], json!([{"x": 1}]));
+        assert_eq!(v["alarm_id"], "a1");
+        assert_eq!(v["alarm_name"], "cpu high");
+        assert_eq!(v["alarm_timestamp"], 1556703552);
+        assert_eq!(v["message"], "too hot");
+        assert_eq!(v["notification_timestamp"], 1700000000.25);
+        assert_eq!(v["state"], "ALARM");
+        assert_eq!(v["severity"], "HIGH");
+        assert_eq!(v["link"], "http://x");
+        assert_eq!(v["lifecycle_state"], Value::Null);
+        assert_eq!(v["tenant_id"], "t1");
+        assert_eq!(v.as_object().unwrap().len(), 17);
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let mut n = Notification::new(method(), alarm());
+        n.retry_count = 3;
+        n.notification_timestamp = Some(12.5);
+        assert_eq!(Notification::from_record(&n.to_record()).unwrap(), n);
+    }
+
+    #[test]
+    fn record_from_the_original_with_extra_keys_and_upper_case_type() {
+        let mut v: Value =
+            serde_json::from_slice(&Notification::new(method(), alarm()).to_record()).unwrap();
+        v["type"] = json!("WEBHOOK");
+        v["something_new"] = json!({"a": 1});
+        v.as_object_mut().unwrap().remove("retry_count");
+        let n = Notification::from_record(v.to_string().as_bytes()).unwrap();
+        assert_eq!(n.method.kind, "webhook");
+        assert_eq!(n.retry_count, 0);
+        assert_eq!(n.notification_timestamp, None);
+    }
+
+    #[test]
+    fn broken_records_are_errors() {
+        assert!(Notification::from_record(b"not json").is_err());
+        assert!(Notification::from_record(b"[1]").is_err());
+        let mut v: Value =
+            serde_json::from_slice(&Notification::new(method(), alarm()).to_record()).unwrap();
+        v["raw_alarm"].as_object_mut().unwrap().remove("alarmId");
+        assert_eq!(
+            Notification::from_record(v.to_string().as_bytes()),
+            Err(RecordParseError::BadAlarm(AlarmParseError::MissingKey(
+                "alarmId"
+            )))
+        );
+        v.as_object_mut().unwrap().remove("address");
+        assert_eq!(
+            Notification::from_record(v.to_string().as_bytes()),
+            Err(RecordParseError::BadKey("address"))
+        );
+    }
+
+    #[test]
+    fn common_body_keys_in_spec_order() {
+        let body = Notification::new(method(), alarm()).common_body();
+        let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "alarm_id",
+                "alarm_definition_id",
+                "alarm_name",
+                "alarm_description",
+                "alarm_timestamp",
+                "state",
+                "old_state",
+                "message",
+                "tenant_id",
+                "metrics"
+            ]
+        );
+        assert_eq!(body["alarm_description"], Value::Null);
+        assert_eq!(body["old_state"], "OK");
+        assert_eq!(body["alarm_timestamp"], 1556703552);
+    }
+}

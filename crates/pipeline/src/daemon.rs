@@ -1,0 +1,167 @@
+//! What a daemon does from `main`: flags, logging, configuration, signals, exit codes.
+//!
+//! Exit codes: 0 after a clean shutdown; 2 when the configuration is wrong; 1 when the engine
+//! cannot go on (Kafka unreachable past its bound, a setup failure). Each failure is reported
+//! as clear lines on stderr, for the supervisor's log.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{self, EngineKind, Services};
+
+/// Flags common to both daemons.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// The TOML configuration file, with the original's sections and keys (see
+    /// etc/notification.toml). Without it, the built-in defaults and the environment
+    /// (MONASCA_NOTIFICATION_<SECTION>__<KEY>) are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Run a self-contained demo: both engines, an in-process Kafka-protocol broker, methods
+    /// from a file, a local webhook receiver and a stream of sample alarms. Needs neither
+    /// Kafka nor MySQL.
+    #[arg(long)]
+    pub dev: bool,
+
+    /// Log format on stderr. The level comes from RUST_LOG (default: info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sets up tracing on stderr, the level from `RUST_LOG` (default `default_level`).
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The whole life of a daemon binary.
+pub fn main(kind: EngineKind) -> ExitCode {
+    let args = Args::parse();
+    // The demo tells its story on stdout; its failures are on purpose, so only errors are
+    // logged unless RUST_LOG asks for more.
+    init_logging(args.log_format, if args.dev { "error" } else { "info" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{}: cannot start the async runtime: {e}", kind.name());
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        if args.dev {
+            return match crate::dev::run(args.config.as_deref()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{}: --dev: {e:#}", kind.name());
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        run_daemon(kind, args.config).await
+    })
+}
+
+async fn run_daemon(kind: EngineKind, config_file: Option<PathBuf>) -> ExitCode {
+    let name = kind.name();
+    let config = match monasca_config::load(config_file.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            for problem in &e.problems {
+                eprintln!("{name}: configuration: {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let store = match monasca_store::open(&config).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    let services = match Services::new(config, store, shutdown) {
+        Ok(services) => services,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if kind == EngineKind::Notification {
+        spawn_register_types(services.clone());
+    }
+    match engine::run(kind, services).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Inserts the enabled notifier types into `notification_method_type`, waiting for the
+/// database if it is not there yet.
+pub fn spawn_register_types(services: std::sync::Arc<Services>) {
+    tokio::spawn(async move {
+        let types: Vec<String> = services
+            .notifiers
+            .kinds()
+            .iter()
+            .map(|k| k.to_ascii_uppercase())
+            .collect();
+        let registered = crate::stages::from_store(&services, "registering notifier types", || {
+            services.store.ensure_method_types(&types)
+        })
+        .await;
+        if registered.is_ok() {
+            tracing::info!(?types, "notifier types registered");
+        }
+    });
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+pub fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = terminate => tracing::info!("SIGTERM: finishing in-flight work"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight work"),
+        }
+        shutdown.cancel();
+    });
+}
