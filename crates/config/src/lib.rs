@@ -7,10 +7,10 @@
 //! [`load_with_warnings`] also lists the keys this service does not use.
 //! `etc/notification.toml` documents every key.
 //!
-//! Modules: [`sections`](crate::Config) holds the structs and defaults, `de` the serde helpers
-//! for the original's value forms, `env` the environment-variable provider, `load` the
-//! merging, `validate` the checks, `unknown` the unused-key warnings, `origin` the wording of
-//! every line (key, value, source).
+//! Inside: `sections` holds the structs and their defaults, `de` the serde helpers for the
+//! original's value forms (comma lists, class paths), `env` the environment-variable provider,
+//! `load` the merging and extraction, `validate` the checks, `unknown` the unused-key
+//! warnings, and `origin` the wording every line shares (key, value, source).
 
 mod de;
 mod env;

@@ -241,6 +241,13 @@ fn url_as_list() {
 }
 
 #[test]
+fn whole_number_where_seconds_may_be_fractional() {
+    let file = toml_file("[engine]\ncommit_interval = 2\n");
+    let c = load_from(Some(file.path()), env(&[])).unwrap();
+    assert_eq!(c.engine.commit_interval().as_secs_f64(), 2.0);
+}
+
+#[test]
 fn repo_driver_python_class_path() {
     let file = toml_file(
         "[database]\nrepo_driver = \"monasca_notification.common.repositories.mysql.mysql_repo:MysqlRepo\"\n",

@@ -4,6 +4,11 @@
 //! Both engines see only the [`MethodStore`] trait; [`open`] picks the implementation from
 //! `[database] repo_driver`. The engine reads the Monasca API's tables and writes nothing but the
 //! missing rows of `notification_method_type` at start.
+//!
+//! - [`MysqlStore`] (`mysql.rs`): the Monasca tables, over a lazy, bounded connection pool.
+//! - [`FileStore`] (`file.rs`): a TOML file mirroring those tables, validated on load.
+//! - `testing` (cargo feature `testing`): throw-away MariaDB databases loaded with
+//!   `schema/mon.sql`, for the tests of this crate and of the engines.
 
 mod file;
 mod mysql;

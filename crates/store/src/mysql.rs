@@ -95,6 +95,8 @@ enum Failure {
     Timeout(&'static str),
     /// A row did not have the expected shape.
     Decode(String),
+    /// Closing the pool failed.
+    Close(mysql_async::Error),
 }
 
 impl Failure {
@@ -153,7 +155,7 @@ impl MysqlStore {
             .clone()
             .disconnect()
             .await
-            .map_err(|e| self.error(&Failure::Query(e)))
+            .map_err(|e| self.error(&Failure::Close(e)))
     }
 
     /// A [`StoreError::Mysql`] naming this server for `failure`.
@@ -168,6 +170,7 @@ impl MysqlStore {
                 format!("no answer within {:?} while {step}", self.timeout)
             }
             Failure::Decode(what) => format!("unexpected row: {what}"),
+            Failure::Close(e) => format!("closing the connections: {}", describe(e)),
         };
         StoreError::Mysql {
             host: self.host.clone(),
@@ -477,6 +480,36 @@ mod tests {
         // ON DELETE CASCADE took the attachment with it.
         assert!(store.methods_for(DEF, "ALARM").await.unwrap().is_empty());
         assert_eq!(store.method("never-existed").await.unwrap(), None);
+        store.close().await.unwrap();
+        db.drop_database().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_killed_while_idle_is_replaced() {
+        let db = test_db().await;
+        db.add_method(HOOK, "hook", "WEBHOOK", "http://a/", 0)
+            .await
+            .unwrap();
+        let store = MysqlStore::new(&db.mysql_config());
+        assert!(store.method(HOOK).await.unwrap().is_some());
+
+        // The server drops the store's idle pooled connection (a restart, wait_timeout...).
+        let mut admin = db.pool().get_conn().await.unwrap();
+        let others: Vec<u64> = admin
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE DB = ? AND ID <> CONNECTION_ID()",
+                (db.name(),),
+            )
+            .await
+            .unwrap();
+        assert!(!others.is_empty());
+        for id in others {
+            admin.exec_drop("KILL CONNECTION ?", (id,)).await.unwrap();
+        }
+        drop(admin);
+
+        assert!(store.method(HOOK).await.unwrap().is_some());
         store.close().await.unwrap();
         db.drop_database().await.unwrap();
     }
