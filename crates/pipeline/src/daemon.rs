@@ -7,14 +7,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, EngineKind, Services};
 
 /// Flags common to both daemons.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 pub struct Args {
     /// The TOML configuration file, with the original's sections and keys (see
     /// etc/notification.toml). Without it, the built-in defaults and the environment
@@ -57,7 +57,15 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
 
 /// The whole life of a daemon binary.
 pub fn main(kind: EngineKind) -> ExitCode {
-    let args = Args::parse();
+    let about = match kind {
+        EngineKind::Notification => "Reads Monasca alarm transitions from Kafka and sends their notifications.",
+        EngineKind::Retry => "Retries failed Monasca notifications and repeats periodic ones.",
+    };
+    let matches = Args::command().name(kind.name()).about(about).get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     // The demo tells its story on stdout; its failures are on purpose, so only errors are
     // logged unless RUST_LOG asks for more.
     init_logging(args.log_format, if args.dev { "error" } else { "info" });

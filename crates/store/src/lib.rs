@@ -10,6 +10,8 @@
 //! - `testing` (cargo feature `testing`): throw-away MariaDB databases loaded with
 //!   `schema/mon.sql`, for the tests of this crate and of the engines.
 
+#![warn(missing_docs)]
+
 mod file;
 mod mysql;
 #[cfg(any(test, feature = "testing"))]
