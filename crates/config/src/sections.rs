@@ -48,6 +48,12 @@ pub struct Config {
     pub hipchat_notifier: HipchatNotifierConfig,
     /// `[jira_notifier]`.
     pub jira_notifier: JiraNotifierConfig,
+    /// `[pagerduty_v2_notifier]` (new: PagerDuty Events API v2).
+    pub pagerduty_v2_notifier: PagerdutyV2NotifierConfig,
+    /// `[teams_notifier]` (new: Microsoft Teams incoming webhooks / Workflows).
+    pub teams_notifier: TeamsNotifierConfig,
+    /// `[opsgenie_notifier]` (new: Opsgenie Alert API).
+    pub opsgenie_notifier: OpsgenieNotifierConfig,
 }
 
 /// `[kafka]`.
@@ -502,6 +508,99 @@ impl Default for JiraNotifierConfig {
 pub const MASK: &str = "****";
 
 /// Whether a `[kafka] client_properties` key holds a secret (`sasl.password`,
+
+/// `[pagerduty_v2_notifier]`: PagerDuty Events API v2; the method's address is the routing key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PagerdutyV2NotifierConfig {
+    /// Events API v2 endpoint.
+    #[serde(deserialize_with = "de::string")]
+    pub url: String,
+    /// Seconds before a call is abandoned (and retried).
+    pub timeout: u64,
+    /// Skip TLS certificate verification (not recommended).
+    pub insecure: bool,
+    /// CA bundle to verify the endpoint with.
+    pub ca_certs: Option<PathBuf>,
+    /// HTTPS proxy URL.
+    #[serde(deserialize_with = "de::opt_string")]
+    pub proxy: Option<String>,
+}
+
+impl Default for PagerdutyV2NotifierConfig {
+    fn default() -> Self {
+        PagerdutyV2NotifierConfig {
+            url: "https://events.pagerduty.com/v2/enqueue".into(),
+            timeout: 5,
+            insecure: false,
+            ca_certs: None,
+            proxy: None,
+        }
+    }
+}
+
+/// `[teams_notifier]`: Microsoft Teams; the method's address is the incoming-webhook or
+/// Workflows URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TeamsNotifierConfig {
+    /// Seconds before a call is abandoned (and retried).
+    pub timeout: u64,
+    /// Skip TLS certificate verification (not recommended).
+    pub insecure: bool,
+    /// CA bundle to verify the endpoint with.
+    pub ca_certs: Option<PathBuf>,
+    /// HTTPS proxy URL.
+    #[serde(deserialize_with = "de::opt_string")]
+    pub proxy: Option<String>,
+}
+
+impl Default for TeamsNotifierConfig {
+    fn default() -> Self {
+        TeamsNotifierConfig {
+            timeout: 5,
+            insecure: false,
+            ca_certs: None,
+            proxy: None,
+        }
+    }
+}
+
+/// `[opsgenie_notifier]`: Opsgenie Alert API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct OpsgenieNotifierConfig {
+    /// API base URL: `https://api.opsgenie.com`, or `https://api.eu.opsgenie.com` in the EU.
+    #[serde(deserialize_with = "de::string")]
+    pub url: String,
+    /// API key (`GenieKey`); secret. A method whose address is not empty uses its address
+    /// as the key instead, so tenants can bring their own.
+    #[serde(deserialize_with = "de::opt_string")]
+    pub api_key: Option<String>,
+    /// Seconds before a call is abandoned (and retried).
+    pub timeout: u64,
+    /// Skip TLS certificate verification (not recommended).
+    pub insecure: bool,
+    /// CA bundle to verify the endpoint with.
+    pub ca_certs: Option<PathBuf>,
+    /// HTTPS proxy URL.
+    #[serde(deserialize_with = "de::opt_string")]
+    pub proxy: Option<String>,
+}
+
+impl Default for OpsgenieNotifierConfig {
+    fn default() -> Self {
+        OpsgenieNotifierConfig {
+            url: "https://api.opsgenie.com".into(),
+            api_key: None,
+            timeout: 5,
+            insecure: false,
+            ca_certs: None,
+            proxy: None,
+        }
+    }
+}
+
 /// `ssl.key.password`, `sasl.oauthbearer.client.secret`, ...).
 fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -515,7 +614,8 @@ pub(crate) fn is_secret_path(path: &[&str]) -> bool {
         ["mysql", "passwd"]
         | ["keystone", "password"]
         | ["email_notifier", "password"]
-        | ["jira_notifier", "password"] => true,
+        | ["jira_notifier", "password"]
+        | ["opsgenie_notifier", "api_key"] => true,
         // The table as a whole (shown only when it has the wrong type) may hold secrets.
         ["kafka", "client_properties"] => true,
         ["kafka", "client_properties", key, ..] => is_secret_property(key),
@@ -538,6 +638,7 @@ impl Config {
         mask(&mut config.keystone.password);
         mask(&mut config.email_notifier.password);
         mask(&mut config.jira_notifier.password);
+        mask(&mut config.opsgenie_notifier.api_key);
         for (key, value) in &mut config.kafka.client_properties {
             if is_secret_property(key) {
                 *value = MASK.into();
@@ -558,6 +659,7 @@ mod tests {
         c.keystone.password = Some("ks-secret".into());
         c.email_notifier.password = Some("smtp-secret".into());
         c.jira_notifier.password = Some("jira-secret".into());
+        c.opsgenie_notifier.api_key = Some("opsgenie-secret".into());
         c.kafka.client_properties = BTreeMap::from([
             ("sasl.password".into(), "sasl-secret".into()),
             (

@@ -154,6 +154,12 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         ("slack_notifier", config.slack_notifier.timeout),
         ("hipchat_notifier", config.hipchat_notifier.timeout),
         ("jira_notifier", config.jira_notifier.timeout),
+        (
+            "pagerduty_v2_notifier",
+            config.pagerduty_v2_notifier.timeout,
+        ),
+        ("teams_notifier", config.teams_notifier.timeout),
+        ("opsgenie_notifier", config.opsgenie_notifier.timeout),
     ] {
         p.check(
             timeout >= 1,

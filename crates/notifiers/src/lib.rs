@@ -7,6 +7,7 @@
 //! Adding a notifier: write a module with its config and a type implementing [`Notifier`], and
 //! register it in [`Notifiers::from_config`]. No other module changes.
 
+pub mod http;
 mod outcome;
 mod registry;
 pub mod webhook;

@@ -4,13 +4,10 @@
 //! Retry-After); any other status, and an address that is not an http(s) URL, fail for good.
 //! Connections are pooled and kept alive across notifications.
 
-use std::time::Duration;
-
 use monasca_config::WebhookNotifierConfig;
 use monasca_model::Notification;
-use reqwest::StatusCode;
 
-use crate::{BuildError, Notifier, SendOutcome};
+use crate::{BuildError, Notifier, SendOutcome, http};
 
 /// The webhook notifier.
 pub struct WebhookNotifier {
@@ -20,15 +17,13 @@ pub struct WebhookNotifier {
 impl WebhookNotifier {
     /// Builds the HTTP client with `[webhook_notifier] timeout`.
     pub fn new(config: &WebhookNotifierConfig) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| BuildError {
-                kind: "webhook".into(),
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
-        Ok(WebhookNotifier { client })
+        let options = http::HttpOptions {
+            timeout: config.timeout,
+            ..http::HttpOptions::default()
+        };
+        Ok(WebhookNotifier {
+            client: http::client("webhook", &options)?,
+        })
     }
 }
 
@@ -39,12 +34,11 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn send(&self, notification: &Notification) -> SendOutcome {
-        let address = &notification.method.address;
-        let url = match reqwest::Url::parse(address) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => url,
-            _ => return SendOutcome::give_up(format!("address {address:?} is not an http(s) URL")),
+        let url = match http::parse_url(&notification.method.address) {
+            Ok(url) => url,
+            Err(outcome) => return outcome,
         };
-        let shown = redacted(&url);
+        let shown = http::redacted(&url);
         let response = self
             .client
             .post(url)
@@ -52,70 +46,9 @@ impl Notifier for WebhookNotifier {
             .send()
             .await;
         match response {
-            Ok(response) => classify(&shown, response.status(), retry_after(&response)),
-            Err(e) if e.is_timeout() => SendOutcome::retry(format!("{shown}: timed out")),
-            Err(e) => SendOutcome::retry(format!("{shown}: {}", error_chain(&e))),
+            Ok(response) => http::classify(&shown, response.status(), http::retry_after(&response)),
+            Err(e) => http::transport_failure(&shown, &e),
         }
-    }
-}
-
-/// Classifies an HTTP status the way every HTTP notifier should.
-pub fn classify(shown_url: &str, status: StatusCode, retry_after: Option<Duration>) -> SendOutcome {
-    if status.is_success() {
-        return SendOutcome::Sent;
-    }
-    let reason = format!("{shown_url} answered {status}");
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        let mut outcome = SendOutcome::retry(reason);
-        if let SendOutcome::Failed(f) = &mut outcome {
-            f.retry_after = retry_after;
-        }
-        outcome
-    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-        SendOutcome::retry(reason)
-    } else {
-        SendOutcome::give_up(reason)
-    }
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
-    value
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// The URL without user info, query and fragment, which may hold tokens.
-pub fn redacted(url: &reqwest::Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    if shown.query().is_some() {
-        shown.set_query(Some("<redacted>"));
-    }
-    shown.set_fragment(None);
-    shown.to_string()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    // reqwest puts the full URL in its messages; the caller already shows a redacted one.
-    match text.find(" for url (") {
-        Some(start) => match text[start..].find(')') {
-            Some(end) => format!("{}{}", &text[..start], &text[start + end + 1..]),
-            None => text,
-        },
-        None => text,
     }
 }
 
@@ -123,6 +56,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use axum::{Router, http::StatusCode as AxumStatus, routing::post};
     use monasca_model::{AlarmTransition, NotificationMethod};

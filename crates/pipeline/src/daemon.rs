@@ -58,7 +58,9 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
 /// The whole life of a daemon binary.
 pub fn main(kind: EngineKind) -> ExitCode {
     let about = match kind {
-        EngineKind::Notification => "Reads Monasca alarm transitions from Kafka and sends their notifications.",
+        EngineKind::Notification => {
+            "Reads Monasca alarm transitions from Kafka and sends their notifications."
+        }
         EngineKind::Retry => "Retries failed Monasca notifications and repeats periodic ones.",
     };
     let matches = Args::command().name(kind.name()).about(about).get_matches();
