@@ -507,8 +507,6 @@ impl Default for JiraNotifierConfig {
 /// What [`Config::masked`] puts in place of a secret.
 pub const MASK: &str = "****";
 
-/// Whether a `[kafka] client_properties` key holds a secret (`sasl.password`,
-
 /// `[pagerduty_v2_notifier]`: PagerDuty Events API v2; the method's address is the routing key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -601,6 +599,7 @@ impl Default for OpsgenieNotifierConfig {
     }
 }
 
+/// Whether a `[kafka] client_properties` key holds a secret (`sasl.password`,
 /// `ssl.key.password`, `sasl.oauthbearer.client.secret`, ...).
 fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
