@@ -172,13 +172,37 @@ pub enum RepoDriver {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct DatabaseConfig {
     /// `mysql` or `file`. The original's Python class paths are accepted as `mysql`.
     pub repo_driver: RepoDriver,
     /// With `repo_driver = "file"`: the TOML file of notification methods.
     pub file: Option<PathBuf>,
+    /// Seconds a method lookup is reused before the store is asked again: the bound on how
+    /// stale a notification method can be. 0 turns the cache off (every alarm queries MySQL,
+    /// as the original did).
+    pub cache_ttl: f64,
+    /// Lookups kept in the cache at most (one per alarm definition and state, one per method).
+    pub cache_capacity: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            repo_driver: RepoDriver::default(),
+            file: None,
+            cache_ttl: 10.0,
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// `cache_ttl` as a duration (zero when off).
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::try_from_secs_f64(self.cache_ttl).unwrap_or_default()
+    }
 }
 
 /// The notifier types `[notification_types] enabled` may name.
@@ -378,6 +402,12 @@ pub struct EmailNotifierConfig {
     /// Grafana base URL for the `Link to Grafana` line; absent prints `None`.
     #[serde(deserialize_with = "de::opt_string")]
     pub grafana_url: Option<String>,
+    /// Transport security (not in the original, which spoke plain SMTP): `none` (plain SMTP,
+    /// the default), `starttls` (plain connection upgraded with STARTTLS, which the server
+    /// must offer) or `tls` (TLS from the first byte, "SMTPS"). Certificates are verified
+    /// against the Mozilla roots. Other values are refused when the notifier is built.
+    #[serde(deserialize_with = "de::string")]
+    pub tls: String,
 }
 
 impl Default for EmailNotifierConfig {
@@ -390,6 +420,7 @@ impl Default for EmailNotifierConfig {
             user: None,
             password: None,
             grafana_url: None,
+            tls: "none".into(),
         }
     }
 }

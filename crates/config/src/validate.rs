@@ -110,6 +110,11 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         "must be at least 1",
     );
     p.check(
+        config.database.cache_ttl.is_finite() && config.database.cache_ttl >= 0.0,
+        &["database", "cache_ttl"],
+        "must be 0 (no cache) or a positive number of seconds",
+    );
+    p.check(
         engine.commit_interval.is_finite() && engine.commit_interval > 0.0,
         &["engine", "commit_interval"],
         "must be a number of seconds greater than 0",

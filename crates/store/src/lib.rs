@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod file;
 mod mysql;
 #[cfg(any(test, feature = "testing"))]
@@ -22,11 +23,12 @@ use std::sync::Arc;
 use monasca_config::{Config, RepoDriver};
 use monasca_model::NotificationMethod;
 
+pub use cache::CachedStore;
 pub use file::FileStore;
 pub use mysql::{MYSQL_TIMEOUT, MysqlStore};
 
 /// A store operation that failed; the caller decides whether to wait and try again.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached or answered with an error.
     #[error("MySQL {host}:{port}/{db}: {message}")]
@@ -81,7 +83,7 @@ pub trait MethodStore: Send + Sync + 'static {
 
 /// Opens the store that `[database] repo_driver` names.
 pub async fn open(config: &Config) -> Result<Arc<dyn MethodStore>, StoreError> {
-    Ok(match config.database.repo_driver {
+    let store: Arc<dyn MethodStore> = match config.database.repo_driver {
         RepoDriver::Mysql => Arc::new(MysqlStore::new(&config.mysql)),
         RepoDriver::File => {
             let path = config.database.file.as_ref().ok_or_else(|| {
@@ -89,5 +91,11 @@ pub async fn open(config: &Config) -> Result<Arc<dyn MethodStore>, StoreError> {
             })?;
             Arc::new(FileStore::load(path)?)
         }
+    };
+    let ttl = config.database.cache_ttl();
+    Ok(if ttl.is_zero() {
+        store
+    } else {
+        Arc::new(CachedStore::new(store, ttl, config.database.cache_capacity))
     })
 }
