@@ -7,9 +7,21 @@
 //! Adding a notifier: write a module with its config and a type implementing [`Notifier`], and
 //! register it in [`Notifiers::from_config`]. No other module changes.
 
+pub mod email;
+pub mod hipchat;
 pub mod http;
+pub mod jira;
+pub mod keystone;
+pub mod opsgenie;
 mod outcome;
+pub mod pagerduty;
+pub mod pagerduty_v2;
 mod registry;
+pub mod slack;
+pub mod teams;
+pub mod template;
+#[cfg(test)]
+mod tls_tests;
 pub mod webhook;
 
 use monasca_model::Notification;

@@ -30,7 +30,26 @@ impl Notifiers {
         let mut notifiers = Notifiers::default();
         for kind in &config.notification_types.enabled {
             let notifier: Arc<dyn Notifier> = match kind.as_str() {
-                "webhook" => Arc::new(WebhookNotifier::new(&config.webhook_notifier)?),
+                "webhook" => Arc::new(WebhookNotifier::new(
+                    &config.webhook_notifier,
+                    &config.keystone,
+                )?),
+                "email" => Arc::new(crate::email::EmailNotifier::new(&config.email_notifier)?),
+                "jira" => Arc::new(crate::jira::JiraNotifier::new(&config.jira_notifier)?),
+                "pagerduty" => Arc::new(crate::pagerduty::PagerdutyNotifier::new(
+                    &config.pagerduty_notifier,
+                )?),
+                "pagerduty_v2" => Arc::new(crate::pagerduty_v2::PagerdutyV2Notifier::new(
+                    &config.pagerduty_v2_notifier,
+                )?),
+                "opsgenie" => Arc::new(crate::opsgenie::OpsgenieNotifier::new(
+                    &config.opsgenie_notifier,
+                )?),
+                "teams" => Arc::new(crate::teams::TeamsNotifier::new(&config.teams_notifier)?),
+                "slack" => Arc::new(crate::slack::SlackNotifier::new(&config.slack_notifier)?),
+                "hipchat" => Arc::new(crate::hipchat::HipchatNotifier::new(
+                    &config.hipchat_notifier,
+                )?),
                 other => {
                     return Err(BuildError {
                         kind: other.to_string(),

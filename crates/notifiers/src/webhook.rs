@@ -3,27 +3,40 @@
 //! 2xx is sent. Timeouts, connection errors, 5xx and 429 are worth retrying (429 with its
 //! Retry-After); any other status, and an address that is not an http(s) URL, fail for good.
 //! Connections are pooled and kept alive across notifications.
+//!
+//! With `[keystone] auth_required = true`, each POST carries a Keystone token as `X-Auth-Token`
+//! (see [`crate::keystone`]); Keystone failing is a retryable failure of the send.
 
-use monasca_config::WebhookNotifierConfig;
+use monasca_config::{KeystoneConfig, WebhookNotifierConfig};
 use monasca_model::Notification;
 
-use crate::{BuildError, Notifier, SendOutcome, http};
+use crate::{BuildError, Notifier, SendOutcome, http, keystone::KeystoneAuth};
 
 /// The webhook notifier.
 pub struct WebhookNotifier {
     client: reqwest::Client,
+    /// Token source when `[keystone] auth_required`; shared by all sends.
+    keystone: Option<KeystoneAuth>,
 }
 
 impl WebhookNotifier {
-    /// Builds the HTTP client with `[webhook_notifier] timeout`.
-    pub fn new(config: &WebhookNotifierConfig) -> Result<Self, BuildError> {
+    /// Builds the HTTP client with `[webhook_notifier] timeout`, and the Keystone token source
+    /// when `[keystone] auth_required` (whose missing settings are then an error).
+    pub fn new(
+        config: &WebhookNotifierConfig,
+        keystone: &KeystoneConfig,
+    ) -> Result<Self, BuildError> {
         let options = http::HttpOptions {
             timeout: config.timeout,
             ..http::HttpOptions::default()
         };
-        Ok(WebhookNotifier {
-            client: http::client("webhook", &options)?,
-        })
+        let client = http::client("webhook", &options)?;
+        let keystone = if keystone.auth_required {
+            Some(KeystoneAuth::new("webhook", keystone, client.clone())?)
+        } else {
+            None
+        };
+        Ok(WebhookNotifier { client, keystone })
     }
 }
 
@@ -39,12 +52,14 @@ impl Notifier for WebhookNotifier {
             Err(outcome) => return outcome,
         };
         let shown = http::redacted(&url);
-        let response = self
-            .client
-            .post(url)
-            .json(&notification.common_body())
-            .send()
-            .await;
+        let mut request = self.client.post(url).json(&notification.common_body());
+        if let Some(keystone) = &self.keystone {
+            match keystone.token().await {
+                Ok(token) => request = request.header("X-Auth-Token", token),
+                Err(outcome) => return outcome,
+            }
+        }
+        let response = request.send().await;
         match response {
             Ok(response) => http::classify(&shown, response.status(), http::retry_after(&response)),
             Err(e) => http::transport_failure(&shown, &e),
@@ -111,7 +126,11 @@ mod tests {
     }
 
     fn notifier() -> WebhookNotifier {
-        WebhookNotifier::new(&WebhookNotifierConfig { timeout: 2 }).unwrap()
+        WebhookNotifier::new(
+            &WebhookNotifierConfig { timeout: 2 },
+            &KeystoneConfig::default(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -168,5 +187,153 @@ mod tests {
             panic!("not http")
         };
         assert!(!f.retryable);
+    }
+
+    /// A fake Keystone that counts token requests, keeps their bodies, and hands out
+    /// `token-N` expiring `expires_in` seconds from now (negative: already expired).
+    async fn keystone(expires_in: i64) -> (String, Arc<Mutex<Vec<Value>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let app = Router::new().route(
+            "/identity/v3/auth/tokens",
+            post(move |body: String| {
+                let seen = seen.clone();
+                async move {
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(serde_json::from_str::<Value>(&body).unwrap());
+                        seen.len()
+                    };
+                    let now = std::time::SystemTime::now();
+                    let expires = if expires_in >= 0 {
+                        now + Duration::from_secs(expires_in as u64)
+                    } else {
+                        now - Duration::from_secs(expires_in.unsigned_abs())
+                    };
+                    let body = json!({"token": {
+                        "expires_at": crate::keystone::format_rfc3339(expires),
+                        "methods": ["password"],
+                    }});
+                    (
+                        AxumStatus::CREATED,
+                        [("x-subject-token", format!("token-{n}"))],
+                        axum::Json(body),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/identity"), got)
+    }
+
+    /// A webhook that records the `X-Auth-Token` of each call.
+    async fn token_server() -> (String, Arc<Mutex<Vec<String>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let token = headers
+                        .get("x-auth-token")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    seen.lock().unwrap().push(token);
+                    AxumStatus::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/hook"), got)
+    }
+
+    fn keystone_config(auth_url: &str) -> KeystoneConfig {
+        KeystoneConfig {
+            auth_required: true,
+            auth_url: Some(auth_url.into()),
+            username: Some("monasca".into()),
+            password: Some("pa55word".into()),
+            project_name: Some("service".into()),
+            user_domain_name: Some("UD".into()),
+            project_domain_name: Some("PD".into()),
+        }
+    }
+
+    fn with_keystone(auth_url: &str) -> WebhookNotifier {
+        WebhookNotifier::new(
+            &WebhookNotifierConfig { timeout: 2 },
+            &keystone_config(auth_url),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn keystone_token_is_sent_and_fetched_once() {
+        let (auth_url, requests) = keystone(3600).await;
+        let (url, tokens) = token_server().await;
+        // auth_url already ending in /v3 works too.
+        let notifier = with_keystone(&format!("{auth_url}/v3/"));
+        let n = notification(&url);
+        let (a, b) = tokio::join!(notifier.send(&n), notifier.send(&n));
+        assert_eq!((a, b), (SendOutcome::Sent, SendOutcome::Sent));
+        assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
+        assert_eq!(*tokens.lock().unwrap(), ["token-1", "token-1", "token-1"]);
+
+        let requests = requests.lock().unwrap();
+        assert_eq!(requests.len(), 1);
+        let auth = &requests[0]["auth"];
+        assert_eq!(auth["identity"]["methods"], json!(["password"]));
+        assert_eq!(
+            auth["identity"]["password"]["user"],
+            json!({"name": "monasca", "domain": {"name": "UD"}, "password": "pa55word"})
+        );
+        assert_eq!(
+            auth["scope"],
+            json!({"project": {"name": "service", "domain": {"name": "PD"}}})
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_or_nearly_expired_tokens_are_refetched() {
+        for expires_in in [-10, 30] {
+            let (auth_url, requests) = keystone(expires_in).await;
+            let (url, tokens) = token_server().await;
+            let notifier = with_keystone(&auth_url);
+            let n = notification(&url);
+            assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
+            assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
+            assert_eq!(*tokens.lock().unwrap(), ["token-1", "token-2"]);
+            assert_eq!(requests.lock().unwrap().len(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn keystone_failure_is_retryable_and_hides_the_password() {
+        let app = Router::new().fallback(|| async { AxumStatus::UNAUTHORIZED });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (url, tokens) = token_server().await;
+        let notifier = with_keystone(&format!("http://{addr}"));
+        let SendOutcome::Failed(f) = notifier.send(&notification(&url)).await else {
+            panic!("Keystone refused")
+        };
+        assert!(f.retryable);
+        assert!(f.reason.contains("Keystone"), "{}", f.reason);
+        assert!(f.reason.contains("401"), "{}", f.reason);
+        assert!(!f.reason.contains("pa55word"), "{}", f.reason);
+        assert!(tokens.lock().unwrap().is_empty());
+
+        let mut incomplete = keystone_config("http://ks");
+        incomplete.auth_url = None;
+        let e = WebhookNotifier::new(&WebhookNotifierConfig { timeout: 2 }, &incomplete)
+            .err()
+            .unwrap();
+        assert!(e.message.contains("auth_url"), "{}", e.message);
     }
 }

@@ -1,0 +1,394 @@
+//! `monasca-bench`: measures one engine process end to end on this machine.
+//!
+//! In one run: an in-process Kafka-protocol broker (librdkafka's mock cluster), a local
+//! keep-alive HTTP receiver answering 200, a MariaDB database with D alarm definitions each
+//! with one webhook method; the receiver's own capacity under a plain HTTP load; then N alarms
+//! across P partitions through one `notification-engine` process, and R due records through
+//! one `retry-engine` process. Prints notifications per second, the ratio to the receiver's
+//! capacity, alarm-to-webhook latency, CPU microseconds per notification and peak RSS.
+//!
+//! The mock broker keeps only about 5 MiB per partition, so alarms are produced while the
+//! engine consumes, with the backlog capped; every alarm produced is checked to have arrived.
+//! See docs/benchmarks.md for how to run it and the figures.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use clap::Parser;
+use monasca_store::testing::TestDatabase;
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark of notification-engine and retry-engine (see docs/benchmarks.md)")]
+struct Args {
+    /// Alarms to send through the notification engine.
+    #[arg(long, default_value_t = 200_000)]
+    alarms: u64,
+    /// Partitions of the alarm topic.
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    /// Alarm definitions, each with one webhook method.
+    #[arg(long, default_value_t = 1000)]
+    definitions: u64,
+    /// Due records to send through the retry engine (0: skip).
+    #[arg(long, default_value_t = 20_000)]
+    retries: u64,
+    /// Alarms per second to produce; 0 produces as fast as the backlog cap allows.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Directory holding the release binaries.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+}
+
+/// What the receiver saw.
+#[derive(Default)]
+struct Seen {
+    count: AtomicU64,
+    /// Microseconds from production to arrival, per alarm.
+    latencies: Mutex<Vec<u64>>,
+    ids: Mutex<HashSet<u64>>,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+async fn receive(State(seen): State<Arc<Seen>>, body: axum::body::Bytes) -> &'static str {
+    let arrived = now_micros();
+    // The alarm's message is "bench <sequence> <produced-at micros>".
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+        && let Some(msg) = v["message"].as_str()
+    {
+        let mut parts = msg.split(' ').skip(1);
+        let seq = parts.next().and_then(|s| s.parse::<u64>().ok());
+        let at = parts.next().and_then(|s| s.parse::<u64>().ok());
+        if let (Some(seq), Some(at)) = (seq, at) {
+            if let Ok(mut ids) = seen.ids.lock() {
+                ids.insert(seq);
+            }
+            if let Ok(mut l) = seen.latencies.lock() {
+                l.push(arrived.saturating_sub(at));
+            }
+        }
+    }
+    seen.count.fetch_add(1, Ordering::Relaxed);
+    "ok"
+}
+
+async fn start_receiver(seen: Arc<Seen>) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = Router::new().route("/hook", post(receive)).with_state(seen);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// Requests per second the receiver answers under a plain keep-alive load from 64 tasks.
+async fn receiver_capacity(url: &str) -> anyhow::Result<f64> {
+    let client = reqwest::Client::new();
+    let body = json!({"message": "capacity probe"}).to_string();
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(3);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, url, body, done) =
+                (client.clone(), url.to_string(), body.clone(), done.clone());
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    if client.post(&url).body(body.clone()).send().await.is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for t in tasks {
+        t.await?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+fn alarm(seq: u64, definitions: u64) -> Vec<u8> {
+    let definition = format!("bench-def-{}", seq % definitions);
+    json!({"alarm-transitioned": {
+        "tenantId": "bench", "alarmId": format!("bench-alarm-{seq}"), "alarmDefinitionId": definition,
+        "alarmName": "bench alarm", "alarmDescription": null, "oldState": "OK", "newState": "ALARM",
+        "actionsEnabled": true, "stateChangeReason": format!("bench {seq} {}", now_micros()),
+        "severity": "LOW", "link": null, "lifecycleState": null,
+        "metrics": [{"id": null, "name": "cpu.user_perc", "dimensions": {"hostname": format!("host-{}", seq % 97)}}],
+        "subAlarms": [], "timestamp": now_micros() / 1000,
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+/// CPU seconds (user + system) and peak RSS (KiB) of a process, from /proc.
+fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((ticks / 100.0, hwm))
+}
+
+fn start_engine(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
+    Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release)",
+                bin.display()
+            )
+        })
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cluster = MockCluster::new(1).context("mock cluster")?;
+    let bootstrap = cluster.bootstrap_servers();
+    for topic in [
+        "alarm-state-transitions",
+        "alarm-notifications",
+        "retry-notifications",
+        "notification-dead-letters",
+        "60-seconds-notifications",
+    ] {
+        cluster.create_topic(topic, args.partitions, 1)?;
+    }
+    let seen = Arc::new(Seen::default());
+    let url = start_receiver(seen.clone()).await?;
+    let capacity = receiver_capacity(&url).await?;
+    seen.count.store(0, Ordering::Relaxed);
+    seen.latencies.lock().map(|mut l| l.clear()).ok();
+    println!("receiver capacity (plain HTTP load, 64 keep-alive clients): {capacity:.0} req/s");
+
+    let db = TestDatabase::new()
+        .await
+        .context("MariaDB at 127.0.0.1:3306")?;
+    for d in 0..args.definitions {
+        let id = format!("bench-method-{d}");
+        db.add_method(&id, "bench", "WEBHOOK", &url, 0).await?;
+        db.attach(&format!("bench-def-{d}"), "ALARM", &id).await?;
+    }
+    let mysql = db.mysql_config();
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[retry_engine]\ninterval = 1\n",
+            mysql.host, mysql.port, mysql.user, mysql.passwd, mysql.db
+        ),
+    )?;
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+
+    // --- notification-engine ---
+    let mut engine = start_engine(
+        &args.bin_dir.join("notification-engine"),
+        &config,
+        &dir.path().join("engine.log"),
+    )?;
+    let pid = engine.id();
+    let backlog_cap = args.partitions as u64 * 4000;
+    let started = Instant::now();
+    let mut produced = 0u64;
+    let mut deliveries = futures::stream::FuturesUnordered::new();
+    use futures::StreamExt;
+    while produced < args.alarms {
+        if args.rate > 0 {
+            let due = started + Duration::from_secs_f64(produced as f64 / args.rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        while produced.saturating_sub(seen.count.load(Ordering::Relaxed)) >= backlog_cap {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let payload = alarm(produced, args.definitions);
+        let key = format!("bench-alarm-{produced}");
+        let producer = producer.clone();
+        deliveries.push(async move {
+            producer
+                .send(
+                    FutureRecord::to("alarm-state-transitions")
+                        .key(&key)
+                        .payload(&payload),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e)
+        });
+        produced += 1;
+        while deliveries.len() > 10_000 {
+            if let Some(r) = deliveries.next().await {
+                r?;
+            }
+        }
+    }
+    while let Some(r) = deliveries.next().await {
+        r?;
+    }
+    producer.flush(Duration::from_secs(30))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen.count.load(Ordering::Relaxed) < args.alarms && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (cpu, rss) = usage(pid)?;
+    let received = seen.count.load(Ordering::Relaxed);
+    let unique = seen.ids.lock().map(|i| i.len()).unwrap_or(0) as u64;
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let _ = engine.wait();
+    let mut latencies = seen.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    latencies.sort_unstable();
+    let rate = received as f64 / elapsed;
+    println!(
+        "notification-engine: {} alarms over {} partitions, {} definitions{}",
+        args.alarms,
+        args.partitions,
+        args.definitions,
+        if args.rate > 0 {
+            format!(", produced at {} /s", args.rate)
+        } else {
+            String::new()
+        }
+    );
+    println!("  received        {received} webhooks ({unique} distinct alarms)");
+    println!(
+        "  throughput      {rate:.0} notifications/s ({:.0}% of the receiver's capacity)",
+        100.0 * rate / capacity
+    );
+    println!(
+        "  latency         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+    println!(
+        "  engine CPU      {:.1} µs per notification ({cpu:.2} s)",
+        cpu * 1e6 / received.max(1) as f64
+    );
+    println!("  engine peak RSS {:.1} MiB", rss as f64 / 1024.0);
+    if unique < args.alarms {
+        bail!(
+            "{} alarms were produced but only {unique} arrived",
+            args.alarms
+        );
+    }
+
+    // --- retry-engine ---
+    if args.retries > 0 {
+        seen.count.store(0, Ordering::Relaxed);
+        let stamp = now_micros() as f64 / 1e6 - 5.0;
+        let mut deliveries = futures::stream::FuturesUnordered::new();
+        for seq in 0..args.retries {
+            let raw: serde_json::Value = serde_json::from_slice(&alarm(seq, args.definitions))?;
+            let d = seq % args.definitions;
+            let record = json!({
+                "id": format!("bench-method-{d}"), "type": "webhook", "name": "bench", "address": url, "period": 0,
+                "retry_count": 0, "raw_alarm": raw["alarm-transitioned"], "notification_timestamp": stamp,
+            })
+            .to_string();
+            let producer = producer.clone();
+            deliveries.push(async move {
+                producer
+                    .send(
+                        FutureRecord::to("retry-notifications")
+                            .key(&seq.to_string())
+                            .payload(&record),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e)
+            });
+        }
+        while let Some(r) = deliveries.next().await {
+            r?;
+        }
+        let started = Instant::now();
+        let mut retry = start_engine(
+            &args.bin_dir.join("retry-engine"),
+            &config,
+            &dir.path().join("retry.log"),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while seen.count.load(Ordering::Relaxed) < args.retries && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let (cpu, rss) = usage(retry.id())?;
+        let received = seen.count.load(Ordering::Relaxed);
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(retry.id().to_string())
+            .status();
+        let _ = retry.wait();
+        println!("retry-engine: {} due records", args.retries);
+        println!(
+            "  throughput      {:.0} retries/s (including start-up and joining the group)",
+            received as f64 / elapsed
+        );
+        println!(
+            "  engine CPU      {:.1} µs per retry; peak RSS {:.1} MiB",
+            cpu * 1e6 / received.max(1) as f64,
+            rss as f64 / 1024.0
+        );
+        if received < args.retries {
+            bail!(
+                "{} due records were produced but only {received} were sent",
+                args.retries
+            );
+        }
+    }
+    db.drop_database().await?;
+    Ok(())
+}
