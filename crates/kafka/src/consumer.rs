@@ -214,6 +214,9 @@ impl TrackedConsumer {
         crate::set_default(&mut config, "auto.offset.reset", "earliest");
         crate::set_default(&mut config, "session.timeout.ms", "10000");
         crate::set_default(&mut config, "heartbeat.interval.ms", "1000");
+        // librdkafka prefetches up to 64 MiB by default; memory should be bounded by the
+        // in-flight budget, not by how far the fetcher reads ahead.
+        crate::set_default(&mut config, "queued.max.messages.kbytes", "8192");
         let consumer: StreamConsumer<TrackingContext> =
             config.create_with_context(TrackingContext {
                 shared: shared.clone(),
