@@ -121,7 +121,10 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<()> {
     for engine in engines {
         engine.await??;
     }
+    // Clients go before the broker, or librdkafka reports the vanished broker as an error.
     watcher.abort();
+    let _ = watcher.await;
+    drop(producer);
     drop(cluster);
     Ok(())
 }
