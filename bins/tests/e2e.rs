@@ -28,7 +28,7 @@ async fn alarms_become_webhooks_and_records_in_order_and_are_committed() {
     let receiver = Receiver::start().await;
     method(&db, "m-ok", &receiver.url("ok"), 0, &["ALARM", "OK"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(&dir, &bootstrap, &db, "");
+    let config = config_file(&dir, &bootstrap, &db);
     let mut engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
     let producer = producer(&bootstrap);
 
@@ -187,7 +187,7 @@ async fn invalid_messages_and_client_errors_go_to_the_dead_letter_topic() {
     receiver.answer("gone", 404);
     method(&db, "m-gone", &receiver.url("gone"), 0, &["ALARM"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(&dir, &bootstrap, &db, "");
+    let config = config_file(&dir, &bootstrap, &db);
     let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
     let producer = producer(&bootstrap);
 
@@ -255,7 +255,7 @@ async fn failing_endpoint_is_retried_then_dead_lettered() {
     receiver.answer("down", 503);
     method(&db, "m-down", &receiver.url("down"), 0, &["ALARM"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(&dir, &bootstrap, &db, "");
+    let config = config_file(&dir, &bootstrap, &db);
     let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
     let _retry = Daemon::start(RETRY_ENGINE, &config, &dir);
     let producer = producer(&bootstrap);
@@ -308,14 +308,7 @@ async fn a_retry_succeeds_once_the_endpoint_recovers() {
     receiver.answer("flaky", 500);
     method(&db, "m-flaky", &receiver.url("flaky"), 0, &["ALARM"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(
-        &dir,
-        &bootstrap,
-        &db,
-        "[retry_engine]\nmax_attempts = 5\n"
-            .replace("[retry_engine]\n", "")
-            .as_str(),
-    );
+    let config = config_file(&dir, &bootstrap, &db);
     let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
     let _retry = Daemon::start(RETRY_ENGINE, &config, &dir);
     let producer = producer(&bootstrap);
@@ -352,7 +345,7 @@ async fn deleting_the_method_stops_its_retries() {
     receiver.answer("down", 503);
     method(&db, "m-del", &receiver.url("down"), 0, &["ALARM"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(&dir, &bootstrap, &db, "");
+    let config = config_file(&dir, &bootstrap, &db);
     let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
     let producer = producer(&bootstrap);
     produce(
@@ -390,7 +383,7 @@ async fn periodic_notifications_repeat_until_the_alarm_changes_state() {
     method(&db, "m-per", &receiver.url("per"), 2, &["ALARM"]).await;
     db.set_alarm("alarm-p", DEF, "ALARM").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(&dir, &bootstrap, &db, "");
+    let config = config_file(&dir, &bootstrap, &db);
     let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
     let _retry = Daemon::start(RETRY_ENGINE, &config, &dir);
     let producer = producer(&bootstrap);
@@ -434,15 +427,8 @@ async fn unreachable_kafka_and_bad_config_exit_non_zero_with_a_clear_line() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = dead.local_addr().unwrap().port();
     drop(dead);
-    let config = config_file(
-        &dir,
-        &format!("127.0.0.1:{port}"),
-        &db,
-        "[engine]\nkafka_unreachable_timeout = 2\n"
-            .replace("[engine]\n", "")
-            .as_str(),
-    );
-    // config_file already has an [engine] section: append the key there instead.
+    let config = config_file(&dir, &format!("127.0.0.1:{port}"), &db);
+    // config_file already has an [engine] section: add the key there.
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("[engine]\n", "[engine]\nkafka_unreachable_timeout = 2\n");

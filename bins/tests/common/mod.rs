@@ -55,7 +55,7 @@ pub struct Receiver {
 impl Receiver {
     pub async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut receiver = Receiver {
+        let receiver = Receiver {
             base: format!("http://{}", listener.local_addr().unwrap()),
             ..Receiver::default()
         };
@@ -64,7 +64,6 @@ impl Receiver {
             .route("/{path}", post(receive))
             .with_state(state);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        receiver.base = receiver.base.clone();
         receiver
     }
 
@@ -229,12 +228,7 @@ impl TopicReader {
 }
 
 /// A configuration file for the daemons, pointing at the test's broker and database.
-pub fn config_file(
-    dir: &tempfile::TempDir,
-    bootstrap: &str,
-    db: &TestDatabase,
-    extra: &str,
-) -> PathBuf {
+pub fn config_file(dir: &tempfile::TempDir, bootstrap: &str, db: &TestDatabase) -> PathBuf {
     let mysql = db.mysql_config();
     let text = format!(
         r#"
@@ -262,7 +256,6 @@ shutdown_timeout = 10
 
 [webhook_notifier]
 timeout = 2
-{extra}
 "#,
         host = mysql.host,
         port = mysql.port,

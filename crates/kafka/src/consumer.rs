@@ -321,7 +321,7 @@ impl TrackedConsumer {
     }
 
     fn pause(&self, key: &PartitionKey) {
-        let result = partition_list(key).and_then(|list| self.consumer.pause(&list));
+        let result = self.consumer.pause(&partition_list(key));
         if let Err(e) = result {
             tracing::debug!("pausing {}[{}]: {e}", key.0, key.1);
         }
@@ -383,12 +383,13 @@ impl TrackedConsumer {
     /// [`commit`](Self::commit) on a blocking thread.
     pub async fn commit_in_background(self: &Arc<Self>) -> KafkaResult<usize> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.commit())
-            .await
-            .unwrap_or_else(|e| {
+        match tokio::task::spawn_blocking(move || me.commit()).await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!("commit task failed: {e}");
                 Err(rdkafka::error::KafkaError::Canceled)
-                    .inspect_err(|_| tracing::error!("commit task failed: {e}"))
-            })
+            }
+        }
     }
 
     /// Messages handed out and not finished.
@@ -410,14 +411,14 @@ impl TrackedConsumer {
     }
 }
 
-fn partition_list(key: &PartitionKey) -> KafkaResult<TopicPartitionList> {
+fn partition_list(key: &PartitionKey) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
     list.add_partition(&key.0, key.1);
-    Ok(list)
+    list
 }
 
 fn resume(consumer: &StreamConsumer<TrackingContext>, key: &PartitionKey) {
-    let result = partition_list(key).and_then(|list| consumer.resume(&list));
+    let result = consumer.resume(&partition_list(key));
     if let Err(e) = result {
         tracing::debug!("resuming {}[{}]: {e}", key.0, key.1);
     }

@@ -117,12 +117,20 @@ pub async fn attempt(services: &Services, notification: &mut Notification) -> Se
 
 /// Writes one record and waits for the acknowledgement, trying again for as long as it takes.
 pub async fn publish(services: &Services, topic: &str, key: &str, payload: &[u8]) {
+    until_acknowledged(topic, || {
+        services.producer.send(topic, Some(key.as_bytes()), payload)
+    })
+    .await
+}
+
+/// Repeats a write, backing off, until the broker acknowledges it.
+async fn until_acknowledged<F, Fut>(topic: &str, write: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), monasca_kafka::KafkaError>>,
+{
     let mut backoff = Duration::from_millis(100);
-    while let Err(e) = services
-        .producer
-        .send(topic, Some(key.as_bytes()), payload)
-        .await
-    {
+    while let Err(e) = write().await {
         tracing::warn!(
             "writing to {topic} failed, trying again in {} ms: {e}",
             backoff.as_millis()
@@ -153,19 +161,12 @@ pub async fn dead_letter(
         partition: origin.partition,
         offset: origin.offset,
     };
-    let mut backoff = Duration::from_millis(100);
-    while let Err(e) = services
-        .producer
-        .send_dead_letter(topic, key, payload, &letter)
-        .await
-    {
-        tracing::warn!(
-            "writing to {topic} failed, trying again in {} ms: {e}",
-            backoff.as_millis()
-        );
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
+    until_acknowledged(topic, || {
+        services
+            .producer
+            .send_dead_letter(topic, key, payload, &letter)
+    })
+    .await
 }
 
 /// The key of a notification's records: its alarm and method, so that the records of one
