@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::AlarmTransition;
 use crate::alarm::AlarmParseError;
@@ -68,27 +69,27 @@ impl Notification {
 
     /// The record written to Kafka, keys in the order the original wrote them.
     pub fn to_record(&self) -> Vec<u8> {
-        let a = &self.alarm;
-        let record = json!({
-            "id": self.method.id,
-            "type": self.method.kind,
-            "name": self.method.name,
-            "address": self.method.address,
-            "period": self.method.period,
-            "retry_count": self.retry_count,
-            "raw_alarm": a.raw,
-            "alarm_id": a.alarm_id,
-            "alarm_name": a.alarm_name,
-            "alarm_timestamp": a.timestamp_secs(),
-            "message": a.state_change_reason,
-            "notification_timestamp": self.notification_timestamp,
-            "state": a.new_state,
-            "severity": a.severity,
-            "link": a.link,
-            "lifecycle_state": a.lifecycle_state,
-            "tenant_id": a.tenant_id,
-        });
-        // Serializing a Value built from owned strings and numbers cannot fail.
+        let a = &*self.alarm;
+        let record = Record {
+            id: &self.method.id,
+            kind: &self.method.kind,
+            name: &self.method.name,
+            address: &self.method.address,
+            period: self.method.period,
+            retry_count: self.retry_count,
+            raw_alarm: &a.raw,
+            alarm_id: &a.alarm_id,
+            alarm_name: &a.alarm_name,
+            alarm_timestamp: a.timestamp_secs(),
+            message: &a.state_change_reason,
+            notification_timestamp: self.notification_timestamp,
+            state: &a.new_state,
+            severity: &a.severity,
+            link: a.link.as_deref(),
+            lifecycle_state: a.lifecycle_state.as_deref(),
+            tenant_id: &a.tenant_id,
+        };
+        // Strings, numbers and a map of JSON values: serializing cannot fail.
         serde_json::to_vec(&record).unwrap_or_default()
     }
 
@@ -140,26 +141,77 @@ impl Notification {
 
     /// The body the webhook notifier posts, and that Slack, HipChat and Jira print as JSON.
     pub fn common_body(&self) -> Value {
-        let raw = &self.alarm.raw;
-        let get = |key: &str| raw.get(key).cloned().unwrap_or(Value::Null);
-        json!({
-            "alarm_id": self.alarm.alarm_id,
-            "alarm_definition_id": get("alarmDefinitionId"),
-            "alarm_name": self.alarm.alarm_name,
-            "alarm_description": get("alarmDescription"),
-            "alarm_timestamp": self.alarm.timestamp_secs(),
-            "state": self.alarm.new_state,
-            "old_state": get("oldState"),
-            "message": self.alarm.state_change_reason,
-            "tenant_id": self.alarm.tenant_id,
-            "metrics": get("metrics"),
-        })
+        // A struct of plain fields and JSON values always converts.
+        serde_json::to_value(self.common_body_ref()).unwrap_or(Value::Null)
     }
+
+    /// [`Self::common_body`] serialized as compact JSON: what the webhook POSTs. Built from
+    /// borrowed fields, without copying the alarm into a `Value` first.
+    pub fn common_body_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.common_body_ref()).unwrap_or_default()
+    }
+
+    fn common_body_ref(&self) -> CommonBody<'_> {
+        let a = &*self.alarm;
+        let raw = |key: &str| a.raw.get(key).unwrap_or(&Value::Null);
+        CommonBody {
+            alarm_id: &a.alarm_id,
+            alarm_definition_id: raw("alarmDefinitionId"),
+            alarm_name: &a.alarm_name,
+            alarm_description: raw("alarmDescription"),
+            alarm_timestamp: a.timestamp_secs(),
+            state: &a.new_state,
+            old_state: raw("oldState"),
+            message: &a.state_change_reason,
+            tenant_id: &a.tenant_id,
+            metrics: raw("metrics"),
+        }
+    }
+}
+
+/// The record's fields, borrowed from the notification: the hot path serializes it once per
+/// send, so it must not copy `raw_alarm` first. Field order is the wire order.
+#[derive(Serialize)]
+struct Record<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    name: &'a str,
+    address: &'a str,
+    period: i64,
+    retry_count: u32,
+    raw_alarm: &'a Map<String, Value>,
+    alarm_id: &'a str,
+    alarm_name: &'a str,
+    alarm_timestamp: i64,
+    message: &'a str,
+    notification_timestamp: Option<f64>,
+    state: &'a str,
+    severity: &'a str,
+    link: Option<&'a str>,
+    lifecycle_state: Option<&'a str>,
+    tenant_id: &'a str,
+}
+
+/// The common body's fields, borrowed; field order is the spec's.
+#[derive(Serialize)]
+struct CommonBody<'a> {
+    alarm_id: &'a str,
+    alarm_definition_id: &'a Value,
+    alarm_name: &'a str,
+    alarm_description: &'a Value,
+    alarm_timestamp: i64,
+    state: &'a str,
+    old_state: &'a Value,
+    message: &'a str,
+    tenant_id: &'a str,
+    metrics: &'a Value,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn alarm() -> Arc<AlarmTransition> {
         let msg = json!({"alarm-transitioned": {
@@ -271,5 +323,16 @@ mod tests {
         assert_eq!(body["alarm_description"], Value::Null);
         assert_eq!(body["old_state"], "OK");
         assert_eq!(body["alarm_timestamp"], 1556703552);
+    }
+
+    #[test]
+    fn common_body_json_is_the_common_body() {
+        let n = Notification::new(method(), alarm());
+        let sent: Value = serde_json::from_slice(&n.common_body_json()).unwrap();
+        assert_eq!(sent, n.common_body());
+        let keys: Vec<_> = sent.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys[0], "alarm_id");
+        assert_eq!(keys[9], "metrics");
+        assert_eq!(sent["metrics"][0]["dimensions"]["hostname"], "h1");
     }
 }

@@ -52,7 +52,11 @@ impl Notifier for WebhookNotifier {
             Err(outcome) => return outcome,
         };
         let shown = http::redacted(&url);
-        let mut request = self.client.post(url).json(&notification.common_body());
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(notification.common_body_json());
         if let Some(keystone) = &self.keystone {
             match keystone.token().await {
                 Ok(token) => request = request.header("X-Auth-Token", token),
