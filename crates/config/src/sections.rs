@@ -280,8 +280,16 @@ impl RetryEngineConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EngineConfig {
-    /// Messages being worked on at once; bounds memory and the duplicates after a crash.
+    /// Messages of one partition being worked on at once; bounds memory and the duplicates
+    /// after a crash.
     pub max_in_flight: usize,
+    /// Sends to one destination (a webhook host and port, or a notifier's service) at once.
+    pub max_sends_per_destination: usize,
+    /// Sends to one destination in a row that got no answer (timeout, refused connection)
+    /// before it is considered down and skipped for `destination_cooldown` seconds.
+    pub destination_failure_threshold: u32,
+    /// Seconds a destination considered down is skipped before it is tried again.
+    pub destination_cooldown: u64,
     /// Seconds between offset commits.
     pub commit_interval: f64,
     /// Seconds a SIGTERM waits for in-flight work before exiting anyway.
@@ -294,6 +302,9 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_in_flight: 512,
+            max_sends_per_destination: 64,
+            destination_failure_threshold: 5,
+            destination_cooldown: 30,
             commit_interval: 1.0,
             shutdown_timeout: 30,
             kafka_unreachable_timeout: 300,
@@ -309,6 +320,10 @@ impl EngineConfig {
     /// `shutdown_timeout` as a duration.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
+    }
+    /// `destination_cooldown` as a duration.
+    pub fn destination_cooldown(&self) -> Duration {
+        Duration::from_secs(self.destination_cooldown)
     }
     /// `kafka_unreachable_timeout` as a duration.
     pub fn kafka_unreachable_timeout(&self) -> Duration {

@@ -110,6 +110,16 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         "must be at least 1",
     );
     p.check(
+        engine.max_sends_per_destination >= 1,
+        &["engine", "max_sends_per_destination"],
+        "must be at least 1",
+    );
+    p.check(
+        engine.destination_failure_threshold >= 1,
+        &["engine", "destination_failure_threshold"],
+        "must be at least 1",
+    );
+    p.check(
         config.database.cache_ttl.is_finite() && config.database.cache_ttl >= 0.0,
         &["database", "cache_ttl"],
         "must be 0 (no cache) or a positive number of seconds",

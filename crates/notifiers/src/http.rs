@@ -90,7 +90,9 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 /// with a reason that does not repeat the URL (reqwest's does, with its secrets).
 pub fn transport_failure(shown_url: &str, error: &reqwest::Error) -> SendOutcome {
     if error.is_timeout() {
-        SendOutcome::retry(format!("{shown_url}: timed out"))
+        SendOutcome::unreachable(format!("{shown_url}: timed out"))
+    } else if error.is_connect() {
+        SendOutcome::unreachable(format!("{shown_url}: {}", without_url(error)))
     } else {
         SendOutcome::retry(format!("{shown_url}: {}", without_url(error)))
     }

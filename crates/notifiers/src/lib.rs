@@ -37,4 +37,22 @@ pub trait Notifier: Send + Sync + 'static {
 
     /// Sends one notification. Never panics; every failure is an outcome.
     async fn send(&self, notification: &Notification) -> SendOutcome;
+
+    /// Where a send of this notification goes, as the engine limits and watches it: by
+    /// default the host and port of an http(s) address, and for addresses that are not URLs
+    /// (keys, mail addresses) the notifier's own service, named by its type.
+    fn destination(&self, notification: &Notification) -> String {
+        let address = notification.method.address.as_str();
+        match reqwest::Url::parse(address) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => match url.host_str() {
+                Some(host) => format!(
+                    "{}://{host}:{}",
+                    url.scheme(),
+                    url.port_or_known_default().unwrap_or(0)
+                ),
+                None => self.kind().to_string(),
+            },
+            _ => self.kind().to_string(),
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub struct Failure {
     pub retryable: bool,
     /// The destination asked not to be called again before this long (429 Retry-After).
     pub retry_after: Option<Duration>,
+    /// No answer at all: the send timed out or could not connect. The engine counts these
+    /// per destination, to stop waiting on one that is down.
+    pub unreachable: bool,
 }
 
 impl SendOutcome {
@@ -31,6 +34,18 @@ impl SendOutcome {
             reason: reason.into(),
             retryable: true,
             retry_after: None,
+            unreachable: false,
+        })
+    }
+
+    /// A failure without an answer (timeout, refused or reset connection): worth retrying,
+    /// and a sign that the destination may be down.
+    pub fn unreachable(reason: impl Into<String>) -> Self {
+        SendOutcome::Failed(Failure {
+            reason: reason.into(),
+            retryable: true,
+            retry_after: None,
+            unreachable: true,
         })
     }
 
@@ -40,6 +55,7 @@ impl SendOutcome {
             reason: reason.into(),
             retryable: false,
             retry_after: None,
+            unreachable: false,
         })
     }
 }

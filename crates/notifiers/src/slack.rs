@@ -217,6 +217,7 @@ fn combine(first: Failure, second: Failure) -> SendOutcome {
         reason: format!("{}; then {}", first.reason, second.reason),
         retryable,
         retry_after,
+        unreachable: first.unreachable && second.unreachable,
     })
 }
 

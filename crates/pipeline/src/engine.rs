@@ -17,6 +17,7 @@ use monasca_store::MethodStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::destinations::Destinations;
 use crate::dispatch::KeyedDispatcher;
 
 /// What every stage may use. Built once per process and shared by all tasks.
@@ -31,6 +32,8 @@ pub struct Services {
     pub producer: RecordProducer,
     /// `[kafka] periodic` with numeric keys: period in seconds -> topic.
     pub periodic: BTreeMap<i64, String>,
+    /// Sends in flight per destination, and the destinations considered down.
+    pub destinations: Destinations,
     /// Cancelled on SIGTERM/SIGINT: stop taking messages; waits (for a due time, for the
     /// database) give up and leave their message unfinished, to be redone after a restart.
     pub shutdown: CancellationToken,
@@ -50,6 +53,7 @@ impl Services {
             .map_err(|e| EngineError::Setup(format!("Kafka producer: {e}")))?;
         Ok(Arc::new(Services {
             periodic: config.kafka.periodic_topics(),
+            destinations: Destinations::new(&config.engine),
             config,
             store,
             notifiers,

@@ -2,12 +2,14 @@
 //!
 //! The path of one alarm reads top to bottom in [`notify`]: consume → parse → check → look up
 //! → send → record → commit. The retry and periodic paths in [`retry`] and [`periodic`] reuse
-//! the same stages from [`stages`]. [`engine`] is the loop both daemons share: it consumes,
+//! the same stages from [`stages`]; every send goes through [`destinations`], which keeps one
+//! slow or dead destination from taking the slots of all the others. [`engine`] is the loop both daemons share: it consumes,
 //! keeps the messages of one alarm in order ([`dispatch`]), commits finished work, watches the
 //! brokers, and shuts down cleanly. [`daemon`] is everything a binary does, so that the
 //! binaries stay a few lines; [`dev`] is the one-command demo (`--dev`).
 
 pub mod daemon;
+pub mod destinations;
 pub mod dev;
 pub mod dispatch;
 pub mod engine;

@@ -86,7 +86,8 @@ where
 }
 
 /// One send attempt: stamps `notification_timestamp` and asks the notifier of the
-/// notification's type. A type that is not enabled fails for good.
+/// notification's type, within the limits of its destination ([`crate::destinations`]). A type
+/// that is not enabled fails for good.
 pub async fn attempt(services: &Services, notification: &mut Notification) -> SendOutcome {
     notification.notification_timestamp = Some(now_secs());
     let Some(notifier) = services.notifiers.get(&notification.method.kind) else {
@@ -95,7 +96,15 @@ pub async fn attempt(services: &Services, notification: &mut Notification) -> Se
             notification.method.kind
         ));
     };
-    let outcome = notifier.send(notification).await;
+    let destination = notifier.destination(notification);
+    let outcome = match services.destinations.enter(&destination).await {
+        Ok(leave) => {
+            let outcome = notifier.send(notification).await;
+            services.destinations.leave(leave, &outcome);
+            outcome
+        }
+        Err(skipped) => skipped,
+    };
     match &outcome {
         SendOutcome::Sent => tracing::debug!(
             alarm_id = %notification.alarm.alarm_id,
