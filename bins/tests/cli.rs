@@ -324,6 +324,9 @@ async fn send_test_to_a_failing_endpoint_exits_1_with_the_reason() {
     assert!(receiver.bodies("hook").is_empty());
 }
 
+/// The original's class path of its MySQL repository, as deployments have it.
+const MYSQL_REPO: &str = "monasca_notification.common.repositories.mysql.mysql_repo:MysqlRepo";
+
 /// The original's INI file, pointing at the test's broker and database.
 fn ini_config(dir: &tempfile::TempDir, bootstrap: &str, db: &TestDatabase) -> PathBuf {
     let mysql = db.mysql_config();
@@ -332,7 +335,7 @@ fn ini_config(dir: &tempfile::TempDir, bootstrap: &str, db: &TestDatabase) -> Pa
          [kafka]\nurl = {bootstrap}\ngroup = monasca-notification\n\
          periodic = 2:{PERIODIC_TOPIC}\nmax_offset_lag = 600\n\n\
          [mysql]\nhost = {host}\nport = {port}\nuser = {user}\npasswd = {passwd}\ndb = {name}\n\n\
-         [database]\nrepo_driver = monasca_notification.common.repositories.mysql.mysql_repo:MysqlRepo\n\n\
+         [database]\nrepo_driver = {MYSQL_REPO}\n\n\
          [notification_types]\nenabled = webhook\n\n\
          [webhook_notifier]\ntimeout = 2\n\n\
          [engine]\ncommit_interval = 0.2\nshutdown_timeout = 10\n\n\

@@ -4,11 +4,13 @@
 //! The file is parsed the way oslo.config's `iniparser` does it (see [`parse`]): `[section]`
 //! headers (group names lower-cased, `DEFAULT` kept), `key = value` or `key: value`, `#` and
 //! `;` comment lines, values wrapped in matching quotes unwrapped, indented lines continuing
-//! the previous value, the last assignment of a key winning. Each value is then typed as the
-//! original's option was (a bool in oslo's spellings, an int, a comma list, a `k:v,k:v` dict;
-//! see [`KEYS`]) and handed to figment as one more provider, [`IniFile`], in the place the TOML
-//! file would take: environment variables still win over it, and [`crate::origin`] names each
-//! value's source as `file PATH:LINE`, so a bad value points at its line.
+//! the previous value, the last assignment of a key winning, oslo's `$name` and
+//! `${group.name}` substitutions made (`$$` for a literal `$`; see [`substitute`]). Each value
+//! is then typed as the original's option was (a bool in oslo's spellings, an int, a comma
+//! list, a `k:v,k:v` dict; see [`KEYS`]) and handed to figment as one more provider,
+//! [`IniFile`], in the place the TOML file would take: environment variables still win over
+//! it, and [`crate::origin`] names each value's source as `file PATH:LINE`, so a bad value
+//! points at its line.
 //!
 //! Keys that have no meaning here ([`IGNORED`]: oslo.log options, `[zookeeper]`, the
 //! original's queue sizes and process counts, ...) are not passed on; each gets one warning
@@ -174,7 +176,8 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Assignment>, SyntaxError> {
             let Some(section) = section.clone() else {
                 return Err(error(
                     number,
-                    "a key before any `[section]` header; oslo puts global options under `[DEFAULT]`",
+                    "a key before any `[section]` header \
+                     (oslo puts global options under `[DEFAULT]`)",
                 ));
             };
             out.push(Assignment {
@@ -462,19 +465,32 @@ impl IniFile {
 
     /// Types and places each assignment; the last one of a key wins, as in oslo.
     fn from_assignments(path: &Path, assignments: Vec<Assignment>) -> IniFile {
+        let raw: Raw = assignments
+            .iter()
+            .map(|a| ((a.section.clone(), a.key.clone()), a.value.clone()))
+            .collect();
         let mut values = Dict::new();
         let mut lines = BTreeMap::new();
         let mut ignored_at: BTreeMap<(String, String), (usize, &'static str)> = BTreeMap::new();
+        let mut unresolved_at: BTreeMap<(String, String), (usize, Vec<String>)> = BTreeMap::new();
         for a in assignments {
             if let Some(reason) = ignored(&a.section, &a.key) {
                 // One warning per key, at its last assignment.
                 ignored_at.insert((a.section, a.key), (a.line, reason));
                 continue;
             }
+            let mut unresolved = Vec::new();
+            let text = substitute(&a.value, &a.section, &raw, 0, &mut unresolved);
+            let at = (a.section.clone(), a.key.clone());
+            if unresolved.is_empty() {
+                unresolved_at.remove(&at);
+            } else {
+                unresolved_at.insert(at, (a.line, unresolved));
+            }
             let value = match kind(&a.section, &a.key) {
-                Some(kind) => typed(kind, &a.value),
+                Some(kind) => typed(kind, &text),
                 // Unknown here: passed on as text for `crate::unknown` to warn about.
-                None => Some(Value::from(a.value.as_str())),
+                None => Some(Value::from(text.as_str())),
             };
             let section = values
                 .entry(a.section.clone())
@@ -491,15 +507,24 @@ impl IniFile {
             }
             lines.insert(vec![a.section, a.key], a.line);
         }
-        let warnings = ignored_at
+        let shown = path.display();
+        let ignored = ignored_at
             .into_iter()
             .map(|((section, key), (line, reason))| {
+                format!("[{section}] {key} (from file {shown}:{line}): ignored: {reason}")
+            });
+        // The reference only, never the value: it may be a password.
+        let unresolved = unresolved_at
+            .into_iter()
+            .map(|((section, key), (line, references))| {
                 format!(
-                    "[{section}] {key} (from file {}:{line}): ignored: {reason}",
-                    path.display()
+                    "[{section}] {key} (from file {shown}:{line}): {}: no such key in this \
+                     file, so the value keeps the reference as written (oslo would have put \
+                     in that option's value; write $$ for a literal $)",
+                    references.join(", ")
                 )
-            })
-            .collect();
+            });
+        let warnings = ignored.chain(unresolved).collect();
         IniFile {
             path: path.to_owned(),
             values,
@@ -507,6 +532,90 @@ impl IniFile {
             warnings,
         }
     }
+}
+
+/// The text of every key of the file by section and key, the last assignment winning: what
+/// a `$name` reference reads.
+type Raw = BTreeMap<(String, String), String>;
+
+/// How deep references to references are followed; deeper (a loop) is left as written.
+const MAX_SUBSTITUTION_DEPTH: usize = 8;
+
+/// `value` (of a key of `section`) with oslo.config's substitutions made: `$$` and `\$` are a
+/// literal `$`; `$name` and `${name}` are the value of `name` in the same section, or else in
+/// `[DEFAULT]`; `${group.name}` (or `$group.name`) the value of `name` in `[group]`. A
+/// reference to a key the file does not set is kept as written (oslo's `safe_substitute`
+/// keeps unknown ones too; for options it knows it would have used their default, which a
+/// reader of the file alone cannot know) and pushed to `unresolved`.
+fn substitute(
+    value: &str,
+    section: &str,
+    raw: &Raw,
+    depth: usize,
+    unresolved: &mut Vec<String>,
+) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find(['$', '\\']) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$$").or_else(|| tail.strip_prefix("\\$")) {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        if let Some(after) = tail.strip_prefix('\\') {
+            out.push('\\');
+            rest = after;
+            continue;
+        }
+        let body = &tail[1..];
+        let (name, written, after) = if let Some(braced) = body.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], &tail[..end + 3], &braced[end + 1..]),
+                None => ("", "$", body),
+            }
+        } else {
+            // string.Template's identifier, with the dots oslo adds for `group.name`.
+            let len = body
+                .char_indices()
+                .take_while(|&(i, c)| {
+                    c.is_ascii_alphabetic()
+                        || c == '_'
+                        || (i > 0 && (c.is_ascii_digit() || c == '.'))
+                })
+                .count();
+            (&body[..len], &tail[..len + 1], &body[len..])
+        };
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let target = match name.split_once('.') {
+            Some((group, key)) => {
+                let group = group.to_lowercase();
+                raw.get(&(group.clone(), key.to_owned()))
+                    .map(|v| (group, v))
+            }
+            None => [section, "DEFAULT"].into_iter().find_map(|s| {
+                raw.get(&(s.to_owned(), name.to_owned()))
+                    .map(|v| (s.to_owned(), v))
+            }),
+        };
+        match target {
+            Some((group, text)) if depth < MAX_SUBSTITUTION_DEPTH => {
+                out.push_str(&substitute(text, &group, raw, depth + 1, unresolved));
+            }
+            _ => {
+                out.push_str(written);
+                unresolved.push(written.to_owned());
+            }
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Provider for IniFile {
@@ -645,6 +754,59 @@ ssl = ca:/etc/ca.pem
             "{dict:?}"
         );
         assert_eq!(typed(Kind::Dict, "60"), Some(Value::from("60")));
+    }
+
+    #[test]
+    fn oslo_substitutions() {
+        let text = "[DEFAULT]\nregion = eu\n[kafka]\nhost = k1\nurl = $host:9092,${host}:9093\n\
+                    group = notify-$region\n[mysql]\nhost = ${kafka.host}\npasswd = pa$$word\\$1\n\
+                    db = $nothing-${kafka.none}-$-$1\nuser = $loop\nloop = $user\n";
+        let assignments = parse(text).unwrap();
+        let raw: Raw = assignments
+            .iter()
+            .map(|a| ((a.section.clone(), a.key.clone()), a.value.clone()))
+            .collect();
+        let value = |section: &str, key: &str| {
+            let mut unresolved = Vec::new();
+            let text = substitute(
+                &raw[&(section.to_owned(), key.to_owned())],
+                section,
+                &raw,
+                0,
+                &mut unresolved,
+            );
+            (text, unresolved)
+        };
+        assert_eq!(value("kafka", "url").0, "k1:9092,k1:9093");
+        assert_eq!(value("kafka", "group").0, "notify-eu");
+        assert_eq!(value("mysql", "host").0, "k1");
+        assert_eq!(value("mysql", "passwd"), ("pa$word$1".into(), vec![]));
+        assert_eq!(
+            value("mysql", "db"),
+            (
+                "$nothing-${kafka.none}-$-$1".into(),
+                vec!["$nothing".to_string(), "${kafka.none}".to_string()]
+            )
+        );
+        // A loop ends, kept as written at the bottom.
+        assert!(!value("mysql", "user").1.is_empty());
+
+        let file = IniFile::from_assignments(Path::new("/x.conf"), assignments);
+        let root = Value::from(file.values.clone());
+        assert_eq!(
+            root.find_ref("mysql.passwd").and_then(Value::as_str),
+            Some("pa$word$1")
+        );
+        let warned: Vec<&String> = file
+            .warnings
+            .iter()
+            .filter(|w| {
+                w.starts_with(
+                    "[mysql] db (from file /x.conf:10): $nothing, ${kafka.none}: no such key",
+                )
+            })
+            .collect();
+        assert_eq!(warned.len(), 1, "{:#?}", file.warnings);
     }
 
     #[test]

@@ -362,7 +362,8 @@ pub fn sample_alarm(state: SampleState) -> Result<AlarmTransition, monasca_model
         "alarmId": format!("send-test-{id}"),
         "alarmDefinitionId": "send-test",
         "alarmName": SEND_TEST_ALARM_NAME,
-        "alarmDescription": "A test notification sent by hand with `send-test`; no alarm changed state.",
+        "alarmDescription":
+            "A test notification sent by hand with `send-test`; no alarm changed state.",
         "oldState": old_state,
         "newState": state.as_str(),
         "actionsEnabled": true,
