@@ -56,6 +56,48 @@ fn effective(stdout: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn help_explains_every_flag_and_version_prints() {
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["-h"],
+            &[
+                "check-config",
+                "send-test",
+                "--config",
+                "--dev",
+                "--log-format",
+                "--version",
+            ],
+        ),
+        (&["check-config", "-h"], &["--config"]),
+        (
+            &["send-test", "-h"],
+            &["--config", "--method-id", "--type", "--address", "--state"],
+        ),
+    ];
+    for binary in [NOTIFICATION_ENGINE, RETRY_ENGINE] {
+        for (args, flags) in cases {
+            let output = run(binary, args, &[]).await;
+            let (stdout, stderr) = texts(&output);
+            assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+            for flag in flags {
+                // `-h` puts each flag and its explanation on one line.
+                let explained = stdout.lines().any(|line| {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    words.iter().any(|w| w.trim_end_matches(',') == *flag)
+                        && words.iter().filter(|w| !w.starts_with(['-', '<'])).count() >= 2
+                });
+                assert!(explained, "{args:?}: {flag} not explained in\n{stdout}");
+            }
+        }
+        let output = run(binary, &["--version"], &[]).await;
+        let (stdout, _) = texts(&output);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(stdout.contains(env!("CARGO_PKG_VERSION")), "{stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn check_config_prints_the_effective_configuration_of_a_good_toml_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = webhook_only(

@@ -79,7 +79,7 @@ impl fmt::Display for FileFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             FileFormat::Toml => "TOML",
-            FileFormat::Ini => "oslo INI (the original's notification.conf format)",
+            FileFormat::Ini => "oslo INI, the original's notification.conf format,",
         })
     }
 }
