@@ -1,7 +1,8 @@
 //! Loading the configuration: merge the sources, deserialize, check, warn.
 //!
-//! Sources, later ones winning: the built-in defaults ([`Config::default`]), the TOML file,
-//! then environment variables `MONASCA_NOTIFICATION_<SECTION>__<KEY>` (see [`crate::env`]).
+//! Sources, later ones winning: the built-in defaults ([`Config::default`]), the file (TOML,
+//! or the original's oslo INI read by [`crate::ini`], chosen by [`FileFormat::of`]), then
+//! environment variables `MONASCA_NOTIFICATION_<SECTION>__<KEY>` (see [`crate::env`]).
 //! Loading never stops at the first problem. Values of the wrong type are reported and put
 //! aside (the key falls back to its default) so that deserialization can go on and find the
 //! next; then [`crate::validate`] checks the result. Only when there was nothing to report
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 use crate::Config;
 use crate::env::EnvVars;
+use crate::ini::{FileFormat, IniFile};
 use crate::origin::Origins;
 use crate::unknown::unknown_keys;
 use crate::validate::validate;
@@ -47,6 +49,12 @@ pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
     load_from(file, process_env())
 }
 
+/// [`load`] with the warnings kept: what the daemons (which log them once at start) and
+/// `check-config` (which prints them) call.
+pub fn load_reporting(file: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
+    load_with_warnings(file, process_env())
+}
+
 /// [`load`] with an explicit environment, for tests.
 pub fn load_from(
     file: Option<&Path>,
@@ -59,17 +67,27 @@ pub fn load_from(
 /// [`ENV_PREFIX`]. Returns the configuration and one warning per key it does not use (an
 /// original-style `[zookeeper]` section, a typo), or every problem found.
 ///
-/// A `file` that cannot be read or is not valid TOML is an error naming the file.
+/// `file` is read as TOML or as the original's oslo INI file, as [`FileFormat::of`] decides
+/// from its name. A `file` that cannot be read or parsed is an error naming the file (and,
+/// for INI, the line).
 pub fn load_with_warnings(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(Config, Vec<String>), ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(default_values()?));
+    let mut warnings = Vec::new();
     if let Some(path) = file {
         // figment would report a missing file as a bare I/O error; say which file.
         std::fs::File::open(path)
             .map_err(|e| ConfigError::one(format!("configuration file {}: {e}", path.display())))?;
-        figment = figment.merge(Toml::file_exact(path));
+        figment = match FileFormat::of(path) {
+            FileFormat::Toml => figment.merge(Toml::file_exact(path)),
+            FileFormat::Ini => {
+                let ini = IniFile::read(path).map_err(ConfigError::one)?;
+                warnings.extend(ini.warnings.iter().cloned());
+                figment.merge(ini)
+            }
+        };
     }
     figment = figment.merge(EnvVars::new(ENV_PREFIX, env));
 
@@ -82,7 +100,8 @@ pub fn load_with_warnings(
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
-    Ok((config, unknown_keys(&at)))
+    warnings.extend(unknown_keys(&at));
+    Ok((config, warnings))
 }
 
 /// The process environment, skipping variables whose name is not UTF-8 (none of ours) and

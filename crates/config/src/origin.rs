@@ -1,7 +1,8 @@
 //! Where each configuration value came from, for messages a person can act on.
 //!
 //! Every problem and warning names the key as `[section] key`, the value as it was written
-//! (secrets hidden), and its source: `file /etc/monasca/notification.toml`, `environment
+//! (secrets hidden), and its source: `file /etc/monasca/notification.toml`, `file
+//! /etc/monasca/notification.conf:12` (an INI file knows each key's line), `environment
 //! variable MONASCA_NOTIFICATION_MYSQL__PORT`, or `default`. [`Origins`] answers those three
 //! questions from the merged figment; [`crate::validate`], [`crate::unknown`] and the
 //! extraction in [`crate::load`] all phrase their lines through it.
@@ -10,6 +11,7 @@ use figment::value::Value;
 use figment::{Figment, Profile, Source};
 
 use crate::env::ENV_SOURCE_NAME;
+use crate::ini::INI_SOURCE_NAME;
 use crate::sections::{MASK, is_secret_path};
 
 /// The merged values of all sources, and the figment that knows which source gave which.
@@ -83,6 +85,10 @@ impl<'a> Origins<'a> {
             return "default".into();
         };
         match &metadata.source {
+            _ if metadata.name == INI_SOURCE_NAME => {
+                let at = metadata.interpolate(&Profile::Default, &path[..depth]);
+                format!("file {at}")
+            }
             Some(Source::File(file)) => format!("file {}", file.display()),
             _ if metadata.name == ENV_SOURCE_NAME => {
                 let name = metadata.interpolate(&Profile::Default, &path[..depth]);

@@ -1,5 +1,8 @@
 //! What a daemon does from `main`: flags, logging, configuration, signals, exit codes.
 //!
+//! Without a subcommand the binary runs its engine; `check-config` and `send-test` (the same
+//! in both binaries) are parsed here and run by [`crate::commands`].
+//!
 //! Exit codes: 0 after a clean shutdown; 2 when the configuration is wrong; 1 when the engine
 //! cannot go on (Kafka unreachable past its bound, a setup failure). Each failure is reported
 //! as clear lines on stderr, for the supervisor's log.
@@ -10,15 +13,21 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::Command;
 use crate::engine::{self, EngineKind, Services};
 
 /// Flags common to both daemons.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// The TOML configuration file, with the original's sections and keys (see
-    /// etc/notification.toml). Without it, the built-in defaults and the environment
-    /// (MONASCA_NOTIFICATION_<SECTION>__<KEY>) are used.
+    /// Instead of running the daemon: check the configuration, or send a test notification.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The configuration file, with the original's sections and keys: TOML (see
+    /// etc/notification.toml), or the original's oslo INI notification.conf as it is (a name
+    /// with a .conf, .ini or .cfg part; see docs/migration.md). Without it, the built-in
+    /// defaults and the environment (MONASCA_NOTIFICATION_<SECTION>__<KEY>) are used.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -69,8 +78,13 @@ pub fn main(kind: EngineKind) -> ExitCode {
         Err(e) => e.exit(),
     };
     // The demo tells its story on stdout; its failures are on purpose, so only errors are
-    // logged unless RUST_LOG asks for more.
-    init_logging(args.log_format, if args.dev { "error" } else { "info" });
+    // logged unless RUST_LOG asks for more. The subcommands print their own report.
+    let level = if args.dev || args.command.is_some() {
+        "error"
+    } else {
+        "info"
+    };
+    init_logging(args.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,6 +96,9 @@ pub fn main(kind: EngineKind) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        if let Some(command) = args.command {
+            return crate::commands::run(kind, command).await;
+        }
         if args.dev {
             return match crate::dev::run(args.config.as_deref()).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -97,8 +114,13 @@ pub fn main(kind: EngineKind) -> ExitCode {
 
 async fn run_daemon(kind: EngineKind, config_file: Option<PathBuf>) -> ExitCode {
     let name = kind.name();
-    let config = match monasca_config::load(config_file.as_deref()) {
-        Ok(config) => config,
+    let config = match crate::commands::load_config(config_file.as_deref()) {
+        Ok((config, warnings)) => {
+            for warning in warnings {
+                tracing::warn!("configuration: {warning}");
+            }
+            config
+        }
         Err(e) => {
             for problem in &e.problems {
                 eprintln!("{name}: configuration: {problem}");

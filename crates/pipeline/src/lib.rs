@@ -6,8 +6,10 @@
 //! slow or dead destination from taking the slots of all the others. [`engine`] is the loop both daemons share: it consumes,
 //! keeps the messages of one alarm in order ([`dispatch`]), commits finished work, watches the
 //! brokers, and shuts down cleanly. [`daemon`] is everything a binary does, so that the
-//! binaries stay a few lines; [`dev`] is the one-command demo (`--dev`).
+//! binaries stay a few lines; [`commands`] holds its `check-config` and `send-test`
+//! subcommands; [`dev`] is the one-command demo (`--dev`).
 
+pub mod commands;
 pub mod daemon;
 pub mod destinations;
 pub mod dev;
