@@ -1,12 +1,15 @@
 //! What every HTTP notifier shares: building a client from the `timeout`, `insecure`,
-//! `ca_certs` and `proxy` options, classifying a status into a [`SendOutcome`], and showing a
-//! URL without the secrets it may carry.
+//! `ca_certs` and `proxy` options (and, for tenant-given addresses, the destination
+//! [`Guard`]), classifying a status into a [`SendOutcome`], and showing a URL without the
+//! secrets it may carry.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
+use crate::guard::{self, Guard};
 use crate::{BuildError, SendOutcome};
 
 /// The transport options of one notifier section.
@@ -20,9 +23,15 @@ pub struct HttpOptions<'a> {
     pub ca_certs: Option<&'a Path>,
     /// Proxy URL for all calls.
     pub proxy: Option<&'a str>,
+    /// The `[destinations]` policy, for clients that connect to addresses tenants give.
+    /// `None` only for operator-configured endpoints (PagerDuty, Opsgenie, Keystone), which
+    /// may legitimately sit on an internal network.
+    pub guard: Option<Arc<Guard>>,
 }
 
 /// A pooled, keep-alive client for one notifier. Certificates are verified unless `insecure`.
+/// With a guard, names resolve only to allowed addresses and redirects to denied IP literals
+/// are refused; the caller still checks IP-literal URLs with [`Guard::check_url`].
 pub fn client(kind: &str, options: &HttpOptions<'_>) -> Result<reqwest::Client, BuildError> {
     let fail = |message: String| BuildError {
         kind: kind.to_string(),
@@ -44,6 +53,11 @@ pub fn client(kind: &str, options: &HttpOptions<'_>) -> Result<reqwest::Client, 
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
+    }
+    if let Some(guard) = &options.guard {
+        builder = builder
+            .dns_resolver(Arc::new(guard::GuardedResolver::new(guard.clone())))
+            .redirect(guard::redirect_policy(guard.clone()));
     }
     if let Some(proxy) = options.proxy {
         let proxy = reqwest::Proxy::all(proxy).map_err(|e| fail(format!("proxy: {e}")))?;
@@ -87,9 +101,13 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 }
 
 /// Classifies a transport error (timeout, refused connection, TLS failure): worth retrying,
-/// with a reason that does not repeat the URL (reqwest's does, with its secrets).
+/// with a reason that does not repeat the URL (reqwest's does, with its secrets). A
+/// destination the [`Guard`] refused (at resolution or on a redirect) fails for good: trying
+/// again would be refused again.
 pub fn transport_failure(shown_url: &str, error: &reqwest::Error) -> SendOutcome {
-    if error.is_timeout() {
+    if let Some(denied) = guard::denied_in(error) {
+        SendOutcome::give_up(format!("{shown_url}: {denied}"))
+    } else if error.is_timeout() {
         SendOutcome::retry(format!("{shown_url}: timed out"))
     } else {
         SendOutcome::retry(format!("{shown_url}: {}", without_url(error)))

@@ -7,36 +7,55 @@
 //! With `[keystone] auth_required = true`, each POST carries a Keystone token as `X-Auth-Token`
 //! (see [`crate::keystone`]); Keystone failing is a retryable failure of the send.
 
-use monasca_config::{KeystoneConfig, WebhookNotifierConfig};
+use std::sync::Arc;
+
+use monasca_config::{DestinationsConfig, KeystoneConfig, WebhookNotifierConfig};
 use monasca_model::Notification;
 
+use crate::guard::Guard;
 use crate::{BuildError, Notifier, SendOutcome, http, keystone::KeystoneAuth};
 
 /// The webhook notifier.
 pub struct WebhookNotifier {
     client: reqwest::Client,
+    /// `[destinations]`: the address is the tenant's.
+    guard: Arc<Guard>,
     /// Token source when `[keystone] auth_required`; shared by all sends.
     keystone: Option<KeystoneAuth>,
 }
 
 impl WebhookNotifier {
     /// Builds the HTTP client with `[webhook_notifier] timeout`, and the Keystone token source
-    /// when `[keystone] auth_required` (whose missing settings are then an error).
+    /// when `[keystone] auth_required` (whose missing settings are then an error). The
+    /// webhook client is guarded by `[destinations]`; Keystone's is not, since the operator
+    /// chose its URL and it often sits on an internal network.
     pub fn new(
         config: &WebhookNotifierConfig,
         keystone: &KeystoneConfig,
+        destinations: &DestinationsConfig,
     ) -> Result<Self, BuildError> {
+        let guard = Guard::new(destinations);
         let options = http::HttpOptions {
             timeout: config.timeout,
+            guard: Some(guard.clone()),
             ..http::HttpOptions::default()
         };
         let client = http::client("webhook", &options)?;
         let keystone = if keystone.auth_required {
-            Some(KeystoneAuth::new("webhook", keystone, client.clone())?)
+            let options = http::HttpOptions {
+                timeout: config.timeout,
+                ..http::HttpOptions::default()
+            };
+            let client = http::client("webhook", &options)?;
+            Some(KeystoneAuth::new("webhook", keystone, client)?)
         } else {
             None
         };
-        Ok(WebhookNotifier { client, keystone })
+        Ok(WebhookNotifier {
+            client,
+            guard,
+            keystone,
+        })
     }
 }
 
@@ -51,6 +70,9 @@ impl Notifier for WebhookNotifier {
             Ok(url) => url,
             Err(outcome) => return outcome,
         };
+        if let Err(outcome) = self.guard.check_url(&url) {
+            return outcome;
+        }
         let shown = http::redacted(&url);
         let mut request = self.client.post(url).json(&notification.common_body());
         if let Some(keystone) = &self.keystone {
@@ -129,6 +151,7 @@ mod tests {
         WebhookNotifier::new(
             &WebhookNotifierConfig { timeout: 2 },
             &KeystoneConfig::default(),
+            &crate::guard::allow_loopback(),
         )
         .unwrap()
     }
@@ -268,6 +291,7 @@ mod tests {
         WebhookNotifier::new(
             &WebhookNotifierConfig { timeout: 2 },
             &keystone_config(auth_url),
+            &crate::guard::allow_loopback(),
         )
         .unwrap()
     }
@@ -331,9 +355,13 @@ mod tests {
 
         let mut incomplete = keystone_config("http://ks");
         incomplete.auth_url = None;
-        let e = WebhookNotifier::new(&WebhookNotifierConfig { timeout: 2 }, &incomplete)
-            .err()
-            .unwrap();
+        let e = WebhookNotifier::new(
+            &WebhookNotifierConfig { timeout: 2 },
+            &incomplete,
+            &crate::guard::allow_loopback(),
+        )
+        .err()
+        .unwrap();
         assert!(e.message.contains("auth_url"), "{}", e.message);
     }
 }
