@@ -123,10 +123,12 @@ impl JiraNotifier {
         let context = template_context(notification);
         let render = |name: &str| -> Result<Option<String>, String> {
             match env.get_template(name) {
-                Ok(template) => template
-                    .render(minijinja::context! { notification => context.clone() })
-                    .map(Some)
-                    .map_err(|e| format!("custom_formatter {name}: {e}")),
+                Ok(template) => crate::template::render_bounded(
+                    &template,
+                    minijinja::context! { notification => context.clone() },
+                )
+                .map(Some)
+                .map_err(|e| format!("custom_formatter {name}: {e}")),
                 Err(_) => Ok(None),
             }
         };
@@ -377,6 +379,7 @@ fn load_formatter(path: &Path) -> Result<Environment<'static>, String> {
         .and_then(serde_norway::Value::as_mapping)
         .ok_or_else(|| format!("custom_formatter {shown}: no jira_format map"))?;
     let mut env = Environment::new();
+    crate::template::bound(&mut env);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     for field in TEMPLATE_FIELDS {

@@ -446,6 +446,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn slack_template_prints_tenant_template_syntax_literally_and_stops_huge_loops() {
+        let (base, log) = server(|_| (200, "ok".into())).await;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        write!(file, "{{{{ alarm_name }}}} / {{{{ alarm_description }}}}").unwrap();
+        let notifier = SlackNotifier::new(
+            &SlackNotifierConfig {
+                message_template: Some(file.path().to_path_buf()),
+                ..config()
+            },
+            &crate::guard::allow_loopback(),
+        )
+        .unwrap();
+        let n = notification(&base, "{{ 7*7 }}", Value::from("{% for x in y %}"));
+        assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
+        assert_eq!(
+            log.lock().unwrap()[0].text(),
+            "{{ 7*7 }} / {% for x in y %}"
+        );
+
+        let mut looping = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            looping,
+            "{{% for i in range(100000) %}}{{% for j in range(100000) %}}{{% endfor %}}{{% endfor %}}"
+        )
+        .unwrap();
+        let notifier = SlackNotifier::new(
+            &SlackNotifierConfig {
+                message_template: Some(looping.path().to_path_buf()),
+                ..config()
+            },
+            &crate::guard::allow_loopback(),
+        )
+        .unwrap();
+        let f = failure(notifier.send(&n).await);
+        assert!(!f.retryable);
+        assert!(f.reason.contains("steps and was stopped"), "{}", f.reason);
+        assert_eq!(log.lock().unwrap().len(), 1, "nothing more was posted");
+    }
+
+    #[tokio::test]
     async fn slack_bad_template_is_a_build_error_naming_the_file() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         write!(file, "{{% if %}}").unwrap();
