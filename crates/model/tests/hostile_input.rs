@@ -103,7 +103,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         // Short strings only: a tree of up to 64 leaves of 100,000 characters is slow to
         // generate and adds nothing the other strategies do not cover.
         "[{}%#\\r\\n\\x00a-z\u{e9}\u{10ffff}]{0,24}".prop_map(Value::from),
@@ -121,7 +122,11 @@ fn any_json() -> impl Strategy<Value = Value> {
 fn nested(depth: usize) -> Value {
     let mut v = Value::from("core");
     for i in 0..depth {
-        v = if i % 2 == 0 { json!([v]) } else { json!({ "k": v }) };
+        v = if i % 2 == 0 {
+            json!([v])
+        } else {
+            json!({ "k": v })
+        };
     }
     v
 }
@@ -352,6 +357,8 @@ fn known_traps() {
     // A valid alarm whose timestamp is far beyond i64 seconds: kept, saturated, no panic.
     let mut inner = valid_inner();
     inner.insert("timestamp".into(), json!(1e300));
-    let bytes = json!({ "alarm-transitioned": inner }).to_string().into_bytes();
+    let bytes = json!({ "alarm-transitioned": inner })
+        .to_string()
+        .into_bytes();
     check_alarm(&bytes).expect("huge timestamp");
 }
