@@ -4,6 +4,9 @@
 //! Retry-After); any other status, and an address that is not an http(s) URL, fail for good.
 //! Connections are pooled and kept alive across notifications.
 //!
+//! Failure reasons show only the address's origin (`https://hooks.example/<redacted>`): the
+//! path and query of a webhook URL often hold its secret.
+//!
 //! With `[keystone] auth_required = true`, each POST carries a Keystone token as `X-Auth-Token`
 //! (see [`crate::keystone`]); Keystone failing is a retryable failure of the send.
 
@@ -73,7 +76,9 @@ impl Notifier for WebhookNotifier {
         if let Err(outcome) = self.guard.check_url(&url) {
             return outcome;
         }
-        let shown = http::redacted(&url);
+        // Webhook services often put their secret in the path: only the origin is shown; the
+        // method id in the engine's reason says which address it was.
+        let shown = http::origin_only(&url);
         let mut request = self.client.post(url).json(&notification.common_body());
         if let Some(keystone) = &self.keystone {
             match keystone.token().await {
