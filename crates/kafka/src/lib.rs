@@ -48,8 +48,7 @@ mod tests {
     /// built without OpenSSL, so this fails unless the `ssl` feature is on.
     #[test]
     fn tls_and_sasl_client_properties_are_accepted() {
-        let mut kafka = KafkaConfig::default();
-        kafka.client_properties = [
+        let client_properties = [
             ("security.protocol", "SASL_SSL"),
             ("sasl.mechanisms", "SCRAM-SHA-512"),
             ("sasl.username", "monasca"),
@@ -59,6 +58,10 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        let kafka = KafkaConfig {
+            client_properties,
+            ..KafkaConfig::default()
+        };
         let created: Result<FutureProducer, _> = client_config(&kafka).create();
         assert!(created.is_ok(), "{:?}", created.err());
     }

@@ -326,7 +326,7 @@ mod tests {
             ),
             (
                 "webhook",
-                format!("htps://127.0.0.1/hook/PATHTOKEN?token=QUERYTOKEN"),
+                "htps://127.0.0.1/hook/PATHTOKEN?token=QUERYTOKEN".to_string(),
             ),
             ("email", "ops@example.org".into()),
             ("pagerduty", "PDKEY".into()),
