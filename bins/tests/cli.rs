@@ -40,6 +40,7 @@ fn webhook_only(dir: &tempfile::TempDir, name: &str, extra: &str) -> PathBuf {
     let path = dir.path().join(name);
     let text = format!(
         "[kafka]\ngroup = \"from-the-file\"\n\n[notification_types]\nenabled = [\"webhook\"]\n\n\
+         [destinations]\nallow = [\"127.0.0.0/8\"]\n\n\
          [webhook_notifier]\ntimeout = 2\n{extra}"
     );
     std::fs::write(&path, text).unwrap();
@@ -380,6 +381,7 @@ fn ini_config(dir: &tempfile::TempDir, bootstrap: &str, db: &TestDatabase) -> Pa
          [database]\nrepo_driver = {MYSQL_REPO}\n\n\
          [notification_types]\nenabled = webhook\n\n\
          [webhook_notifier]\ntimeout = 2\n\n\
+         [destinations]\nallow = 127.0.0.0/8\n\n\
          [engine]\ncommit_interval = 0.2\nshutdown_timeout = 10\n\n\
          [zookeeper]\nurl = 127.0.0.1:2181\n",
         host = mysql.host,

@@ -256,6 +256,10 @@ shutdown_timeout = 10
 
 [webhook_notifier]
 timeout = 2
+
+# The receivers are on loopback, which is denied unless allowed.
+[destinations]
+allow = ["127.0.0.0/8"]
 "#,
         host = mysql.host,
         port = mysql.port,

@@ -54,6 +54,9 @@ pub struct Config {
     pub teams_notifier: TeamsNotifierConfig,
     /// `[opsgenie_notifier]` (new: Opsgenie Alert API).
     pub opsgenie_notifier: OpsgenieNotifierConfig,
+    /// `[destinations]` (new): which networks the notifiers may reach at tenant-given
+    /// addresses.
+    pub destinations: DestinationsConfig,
 }
 
 /// `[kafka]`.
@@ -642,6 +645,47 @@ impl Default for OpsgenieNotifierConfig {
             ca_certs: None,
             proxy: None,
         }
+    }
+}
+
+/// `[destinations]`: the networks notifiers may not reach at addresses tenants give (webhook,
+/// Slack, HipChat, Jira and Teams URLs). Loopback, link-local (cloud metadata services),
+/// unspecified addresses and their IPv4-mapped IPv6 forms are always denied, plus `deny`;
+/// `allow` overrides both. Each entry is a CIDR (`10.0.0.0/8`, `fd00::/8`) or one address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DestinationsConfig {
+    /// Networks denied on top of the built-in ones (validated by [`crate::validate`]).
+    pub deny: Vec<String>,
+    /// Networks allowed even when denied (built-in or `deny`): the way to let notifiers reach
+    /// an internal service on purpose.
+    pub allow: Vec<String>,
+}
+
+impl DestinationsConfig {
+    /// Reads one `deny`/`allow` entry: a CIDR, or a single address (as a /32 or /128).
+    pub fn parse_network(entry: &str) -> Result<ipnet::IpNet, String> {
+        let entry = entry.trim();
+        if let Ok(net) = entry.parse::<ipnet::IpNet>() {
+            return Ok(net);
+        }
+        entry
+            .parse::<std::net::IpAddr>()
+            .map(ipnet::IpNet::from)
+            .map_err(|_| {
+                format!("{entry:?} is neither a network in CIDR form (10.0.0.0/8) nor an address")
+            })
+    }
+
+    /// `deny` and `allow` parsed; entries that do not parse are left out (validation has
+    /// refused them at load time).
+    pub fn networks(&self) -> (Vec<ipnet::IpNet>, Vec<ipnet::IpNet>) {
+        let parse = |list: &[String]| {
+            list.iter()
+                .filter_map(|e| Self::parse_network(e).ok())
+                .collect()
+        };
+        (parse(&self.deny), parse(&self.allow))
     }
 }
 

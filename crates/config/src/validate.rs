@@ -183,6 +183,17 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         );
     }
 
+    for (key, entries) in [
+        ("deny", &config.destinations.deny),
+        ("allow", &config.destinations.allow),
+    ] {
+        for entry in entries {
+            if let Err(message) = crate::sections::DestinationsConfig::parse_network(entry) {
+                p.check(false, &["destinations", key], message);
+            }
+        }
+    }
+
     p.lines
 }
 
@@ -223,6 +234,8 @@ mod tests {
         c.keystone.auth_required = true;
         c.keystone.auth_url = Some("http://keystone/v3".into());
         c.slack_notifier.timeout = 0;
+        c.destinations.deny = vec!["10.0.0.0/8".into(), "10.0.0.0/33".into()];
+        c.destinations.allow = vec!["127.0.0.1".into(), "localhost".into()];
         let lines = problems(&c);
         let expect = [
             "[kafka] url = \"\" (from default): must not be empty",
@@ -243,6 +256,8 @@ mod tests {
             "[jira_notifier] user (not set): required because [notification_types] enabled",
             "[jira_notifier] password (not set): required",
             "[slack_notifier] timeout = 0 (from default): must be at least 1 second",
+            "[destinations] deny = [\"10.0.0.0/8\",\"10.0.0.0/33\"] (from default): \"10.0.0.0/33\" is neither",
+            "[destinations] allow = [\"127.0.0.1\",\"localhost\"] (from default): \"localhost\" is neither",
         ];
         for want in expect {
             assert!(

@@ -38,3 +38,31 @@ pub(crate) fn set_default(config: &mut ClientConfig, key: &str, value: &str) {
         config.set(key, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::producer::FutureProducer;
+
+    /// Kafka over TLS and SASL is configurable: librdkafka refuses these properties when it is
+    /// built without OpenSSL, so this fails unless the `ssl` feature is on.
+    #[test]
+    fn tls_and_sasl_client_properties_are_accepted() {
+        let client_properties = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "monasca"),
+            ("sasl.password", "change-me"),
+            ("enable.ssl.certificate.verification", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let kafka = KafkaConfig {
+            client_properties,
+            ..KafkaConfig::default()
+        };
+        let created: Result<FutureProducer, _> = client_config(&kafka).create();
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
+}

@@ -44,6 +44,10 @@ pub struct EmailNotifier {
     grafana_url: Option<String>,
     /// `server:port`, for failure reasons.
     shown_server: String,
+    /// The login's secrets as they travel (the password, and the base64 forms AUTH PLAIN and
+    /// AUTH LOGIN send): cut out of failure reasons, because lettre's errors quote the
+    /// server's answer, and a server may quote what it was sent.
+    secrets: Vec<String>,
 }
 
 /// The text of one mail.
@@ -89,8 +93,16 @@ impl EmailNotifier {
             .port(config.port)
             .timeout(Some(Duration::from_secs(config.timeout.max(1))))
             .pool_config(PoolConfig::new().max_size(4));
+        let mut secrets = Vec::new();
         if let Some(user) = &config.user {
             let password = config.password.clone().unwrap_or_default();
+            if !password.is_empty() {
+                secrets = vec![
+                    BASE64.encode(format!("\0{user}\0{password}")),
+                    BASE64.encode(&password),
+                    password.clone(),
+                ];
+            }
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
         Ok(EmailNotifier {
@@ -99,6 +111,7 @@ impl EmailNotifier {
             from,
             grafana_url: config.grafana_url.clone(),
             shown_server: format!("{}:{}", config.server, config.port),
+            secrets,
         })
     }
 
@@ -146,19 +159,34 @@ impl Notifier for EmailNotifier {
         let transport = self.transport.get_or_init(|| self.builder.clone().build());
         match transport.send(message).await {
             Ok(_) => SendOutcome::Sent,
-            Err(e) => classify(&notification.method.id, &self.shown_server, &e),
+            Err(e) => classify(
+                &notification.method.id,
+                &self.shown_server,
+                &e,
+                &self.secrets,
+            ),
         }
     }
 }
 
 /// Permanent (5xx) answers fail for good; everything else (4xx, timeouts, connection and TLS
-/// errors) is worth retrying.
-fn classify(method_id: &str, server: &str, error: &lettre::transport::smtp::Error) -> SendOutcome {
+/// errors) is worth retrying. `secrets` are cut out of the reason.
+fn classify(
+    method_id: &str,
+    server: &str,
+    error: &lettre::transport::smtp::Error,
+    secrets: &[String],
+) -> SendOutcome {
     let mut reason = format!("method {method_id}: SMTP {server}: {error}");
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
         let _ = write!(reason, ": {s}");
         source = s.source();
+    }
+    // The encoded forms first: once the password itself is replaced, they could no longer be
+    // found whole.
+    for secret in secrets {
+        reason = reason.replace(secret.as_str(), "<redacted>");
     }
     if error.is_permanent() {
         SendOutcome::give_up(reason)

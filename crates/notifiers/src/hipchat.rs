@@ -8,29 +8,40 @@
 //! [`http::classify`] (5xx, 408 and 429 retried, other statuses final); timeouts and connection
 //! errors are retried.
 
-use monasca_config::HipchatNotifierConfig;
+use std::sync::Arc;
+
+use monasca_config::{DestinationsConfig, HipchatNotifierConfig};
 use monasca_model::Notification;
 use monasca_model::python_json::dumps_indent3;
 
+use crate::guard::Guard;
 use crate::{BuildError, Notifier, SendOutcome, http};
 
 /// The hipchat notifier.
 pub struct HipchatNotifier {
     /// Pooled client built from `timeout`, `insecure`, `ca_certs`, `proxy`.
     client: reqwest::Client,
+    /// `[destinations]`: the address is the tenant's.
+    guard: Arc<Guard>,
 }
 
 impl HipchatNotifier {
-    /// Builds the HTTP client from `[hipchat_notifier]`.
-    pub fn new(config: &HipchatNotifierConfig) -> Result<Self, BuildError> {
+    /// Builds the HTTP client from `[hipchat_notifier]`, guarded by `[destinations]`.
+    pub fn new(
+        config: &HipchatNotifierConfig,
+        destinations: &DestinationsConfig,
+    ) -> Result<Self, BuildError> {
+        let guard = Guard::new(destinations);
         let options = http::HttpOptions {
             timeout: config.timeout,
             insecure: config.insecure,
             ca_certs: config.ca_certs.as_deref(),
             proxy: config.proxy.as_deref(),
+            guard: Some(guard.clone()),
         };
         Ok(HipchatNotifier {
             client: http::client("hipchat", &options)?,
+            guard,
         })
     }
 }
@@ -57,6 +68,9 @@ impl Notifier for HipchatNotifier {
             Ok(url) => url,
             Err(outcome) => return outcome,
         };
+        if let Err(outcome) = self.guard.check_url(&url) {
+            return outcome;
+        }
         let shown = http::redacted(&url);
         let mut target = url.clone();
         target.set_query(None);
@@ -157,10 +171,13 @@ mod tests {
     }
 
     fn notifier() -> HipchatNotifier {
-        HipchatNotifier::new(&HipchatNotifierConfig {
-            timeout: 2,
-            ..HipchatNotifierConfig::default()
-        })
+        HipchatNotifier::new(
+            &HipchatNotifierConfig {
+                timeout: 2,
+                ..HipchatNotifierConfig::default()
+            },
+            &crate::guard::allow_loopback(),
+        )
         .unwrap()
     }
 

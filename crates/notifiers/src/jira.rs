@@ -19,11 +19,14 @@
 use std::path::Path;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value as JinjaValue};
-use monasca_config::JiraNotifierConfig;
+use std::sync::Arc;
+
+use monasca_config::{DestinationsConfig, JiraNotifierConfig};
 use monasca_model::{Notification, python_json::dumps_indent3};
 use reqwest::Url;
 use serde_json::{Map, Value, json};
 
+use crate::guard::Guard;
 use crate::{BuildError, Notifier, SendOutcome, http};
 
 /// The templates of a `custom_formatter` file, by field.
@@ -33,6 +36,8 @@ const TEMPLATE_FIELDS: [&str; 3] = ["summary", "description", "comments"];
 pub struct JiraNotifier {
     /// Pooled client with `[jira_notifier] timeout` and `proxy`.
     client: reqwest::Client,
+    /// `[destinations]`: the Jira URL is the tenant's.
+    guard: Arc<Guard>,
     /// Basic-auth user, also the reporter the search looks for.
     user: String,
     /// Basic-auth password; never shown in a reason.
@@ -61,7 +66,11 @@ struct JiraTarget {
 impl JiraNotifier {
     /// Builds the client and compiles the `custom_formatter` templates. Missing `user` or
     /// `password`, or a formatter file that cannot be read, parsed or compiled, is an error.
-    pub fn new(config: &JiraNotifierConfig) -> Result<Self, BuildError> {
+    /// The client is guarded by `[destinations]`.
+    pub fn new(
+        config: &JiraNotifierConfig,
+        destinations: &DestinationsConfig,
+    ) -> Result<Self, BuildError> {
         let fail = |message: String| BuildError {
             kind: "jira".into(),
             message,
@@ -78,13 +87,16 @@ impl JiraNotifier {
             Some(path) => Some(load_formatter(path).map_err(fail)?),
             None => None,
         };
+        let guard = Guard::new(destinations);
         let options = http::HttpOptions {
             timeout: config.timeout,
             proxy: config.proxy.as_deref(),
+            guard: Some(guard.clone()),
             ..http::HttpOptions::default()
         };
         Ok(JiraNotifier {
             client: http::client("jira", &options)?,
+            guard,
             user,
             password,
             formatter,
@@ -111,10 +123,12 @@ impl JiraNotifier {
         let context = template_context(notification);
         let render = |name: &str| -> Result<Option<String>, String> {
             match env.get_template(name) {
-                Ok(template) => template
-                    .render(minijinja::context! { notification => context.clone() })
-                    .map(Some)
-                    .map_err(|e| format!("custom_formatter {name}: {e}")),
+                Ok(template) => crate::template::render_bounded(
+                    &template,
+                    minijinja::context! { notification => context.clone() },
+                )
+                .map(Some)
+                .map_err(|e| format!("custom_formatter {name}: {e}")),
                 Err(_) => Ok(None),
             }
         };
@@ -166,6 +180,7 @@ impl JiraNotifier {
 
     async fn workflow(&self, notification: &Notification) -> Result<(), SendOutcome> {
         let target = parse_target(&notification.method.address)?;
+        self.guard.check_url(&target.base)?;
         let fields = self.fields(notification).map_err(SendOutcome::give_up)?;
         let api = |path: &str| {
             target
@@ -364,6 +379,7 @@ fn load_formatter(path: &Path) -> Result<Environment<'static>, String> {
         .and_then(serde_norway::Value::as_mapping)
         .ok_or_else(|| format!("custom_formatter {shown}: no jira_format map"))?;
     let mut env = Environment::new();
+    crate::template::bound(&mut env);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     for field in TEMPLATE_FIELDS {
@@ -513,7 +529,7 @@ mod tests {
     async fn first_alarm_creates_an_issue_with_the_default_fields_and_comments() {
         let (base, state) = jira(json!([]), json!([])).await;
         let n = notification(&format!("{base}/?project=KEY&component=web"));
-        let notifier = JiraNotifier::new(&config(None)).unwrap();
+        let notifier = JiraNotifier::new(&config(None), &crate::guard::allow_loopback()).unwrap();
         assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
 
         let seen = requests(&state);
@@ -548,7 +564,7 @@ mod tests {
     #[tokio::test]
     async fn no_component_means_no_components_field() {
         let (base, state) = jira(json!([]), json!([])).await;
-        let notifier = JiraNotifier::new(&config(None)).unwrap();
+        let notifier = JiraNotifier::new(&config(None), &crate::guard::allow_loopback()).unwrap();
         let sent = notifier
             .send(&notification(&format!("{base}?project=KEY")))
             .await;
@@ -561,7 +577,7 @@ mod tests {
     async fn an_open_issue_is_only_commented() {
         let issues = json!([{"key": "KEY-7", "fields": {"status": {"name": "In Progress"}}}]);
         let (base, state) = jira(issues, json!([])).await;
-        let notifier = JiraNotifier::new(&config(None)).unwrap();
+        let notifier = JiraNotifier::new(&config(None), &crate::guard::allow_loopback()).unwrap();
         let n = notification(&format!("{base}/?project=KEY"));
         assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
         let seen = requests(&state);
@@ -587,7 +603,7 @@ mod tests {
             {"id": "12", "name": "Reopen later"}
         ]);
         let (base, state) = jira(issues, transitions).await;
-        let notifier = JiraNotifier::new(&config(None)).unwrap();
+        let notifier = JiraNotifier::new(&config(None), &crate::guard::allow_loopback()).unwrap();
         let n = notification(&format!("{base}/?project=KEY"));
         assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
         let seen = requests(&state);
@@ -611,7 +627,7 @@ mod tests {
     #[tokio::test]
     async fn jira_under_a_sub_path_is_called_under_it() {
         let (base, state) = jira(json!([]), json!([])).await;
-        let notifier = JiraNotifier::new(&config(None)).unwrap();
+        let notifier = JiraNotifier::new(&config(None), &crate::guard::allow_loopback()).unwrap();
         let n = notification(&format!("{base}/jira/?project=KEY"));
         assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
         let paths: Vec<_> = requests(&state).into_iter().map(|s| s.path).collect();
@@ -641,7 +657,8 @@ mod tests {
         )
         .unwrap();
         let (base, state) = jira(json!([]), json!([])).await;
-        let notifier = JiraNotifier::new(&config(Some(&path))).unwrap();
+        let notifier =
+            JiraNotifier::new(&config(Some(&path)), &crate::guard::allow_loopback()).unwrap();
         let n = notification(&format!("{base}/?project=KEY"));
         assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
         let seen = requests(&state);
@@ -663,7 +680,8 @@ mod tests {
         .unwrap();
         let issues = json!([{"key": "KEY-7", "fields": {"status": {"name": "Open"}}}]);
         let (base, state) = jira(issues, json!([])).await;
-        let notifier = JiraNotifier::new(&config(Some(&path))).unwrap();
+        let notifier =
+            JiraNotifier::new(&config(Some(&path)), &crate::guard::allow_loopback()).unwrap();
         assert_eq!(
             notifier
                 .send(&notification(&format!("{base}/?project=KEY")))
@@ -692,7 +710,7 @@ mod tests {
         let mut c = config(None);
         c.user = None;
         assert!(
-            JiraNotifier::new(&c)
+            JiraNotifier::new(&c, &crate::guard::allow_loopback())
                 .err()
                 .unwrap()
                 .message
@@ -701,7 +719,7 @@ mod tests {
         let mut c = config(None);
         c.password = None;
         assert!(
-            JiraNotifier::new(&c)
+            JiraNotifier::new(&c, &crate::guard::allow_loopback())
                 .err()
                 .unwrap()
                 .message
@@ -711,11 +729,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.yaml");
         std::fs::write(&path, "jira_format:\n  summary: \"{{ notification.x \"\n").unwrap();
-        let e = JiraNotifier::new(&config(Some(&path))).err().unwrap();
-        assert!(e.message.contains("bad.yaml"), "{}", e.message);
-        let e = JiraNotifier::new(&config(Some(&dir.path().join("missing.yaml"))))
+        let e = JiraNotifier::new(&config(Some(&path)), &crate::guard::allow_loopback())
             .err()
             .unwrap();
+        assert!(e.message.contains("bad.yaml"), "{}", e.message);
+        let e = JiraNotifier::new(
+            &config(Some(&dir.path().join("missing.yaml"))),
+            &crate::guard::allow_loopback(),
+        )
+        .err()
+        .unwrap();
         assert!(e.message.contains("missing.yaml"), "{}", e.message);
     }
 
@@ -725,7 +748,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let notifier = JiraNotifier::new(&config(None)).unwrap();
+        let notifier = JiraNotifier::new(&config(None), &crate::guard::allow_loopback()).unwrap();
         let SendOutcome::Failed(f) = notifier
             .send(&notification(&format!("http://{addr}/?project=KEY")))
             .await

@@ -8,6 +8,7 @@
 //! register it in [`Notifiers::from_config`]. No other module changes.
 
 pub mod email;
+pub mod guard;
 pub mod hipchat;
 pub mod http;
 pub mod jira;

@@ -39,6 +39,8 @@ impl PagerdutyV2Notifier {
             insecure: config.insecure,
             ca_certs: config.ca_certs.as_deref(),
             proxy: config.proxy.as_deref(),
+            // Operator-configured endpoint: not guarded (see docs/security.md).
+            guard: None,
         };
         Ok(PagerdutyV2Notifier {
             client: http::client("pagerduty_v2", &options)?,

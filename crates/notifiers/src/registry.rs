@@ -33,9 +33,13 @@ impl Notifiers {
                 "webhook" => Arc::new(WebhookNotifier::new(
                     &config.webhook_notifier,
                     &config.keystone,
+                    &config.destinations,
                 )?),
                 "email" => Arc::new(crate::email::EmailNotifier::new(&config.email_notifier)?),
-                "jira" => Arc::new(crate::jira::JiraNotifier::new(&config.jira_notifier)?),
+                "jira" => Arc::new(crate::jira::JiraNotifier::new(
+                    &config.jira_notifier,
+                    &config.destinations,
+                )?),
                 "pagerduty" => Arc::new(crate::pagerduty::PagerdutyNotifier::new(
                     &config.pagerduty_notifier,
                 )?),
@@ -45,10 +49,17 @@ impl Notifiers {
                 "opsgenie" => Arc::new(crate::opsgenie::OpsgenieNotifier::new(
                     &config.opsgenie_notifier,
                 )?),
-                "teams" => Arc::new(crate::teams::TeamsNotifier::new(&config.teams_notifier)?),
-                "slack" => Arc::new(crate::slack::SlackNotifier::new(&config.slack_notifier)?),
+                "teams" => Arc::new(crate::teams::TeamsNotifier::new(
+                    &config.teams_notifier,
+                    &config.destinations,
+                )?),
+                "slack" => Arc::new(crate::slack::SlackNotifier::new(
+                    &config.slack_notifier,
+                    &config.destinations,
+                )?),
                 "hipchat" => Arc::new(crate::hipchat::HipchatNotifier::new(
                     &config.hipchat_notifier,
+                    &config.destinations,
                 )?),
                 other => {
                     return Err(BuildError {

@@ -13,13 +13,14 @@
 //! `/services/...` path are redacted.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use monasca_config::SlackNotifierConfig;
+use monasca_config::{DestinationsConfig, SlackNotifierConfig};
 use monasca_model::Notification;
 use monasca_model::python_json::dumps_indent3;
 use serde_json::{Value, json};
 
+use crate::guard::Guard;
 use crate::template::TemplateFile;
 use crate::{BuildError, Failure, Notifier, SendOutcome, http};
 
@@ -30,6 +31,8 @@ pub const FORM_ONLY_CAPACITY: usize = 100;
 pub struct SlackNotifier {
     /// Pooled client built from `timeout`, `insecure`, `ca_certs`, `proxy`.
     client: reqwest::Client,
+    /// `[destinations]`: the address is the tenant's.
+    guard: Arc<Guard>,
     /// `message_template`, compiled once at start; `None` sends the JSON body.
     template: Option<TemplateFile>,
     /// URLs whose JSON post failed and whose form post worked, oldest first. Shared by every
@@ -56,12 +59,19 @@ impl Encoding {
 impl SlackNotifier {
     /// Builds the client and compiles `message_template`; a template that cannot be read or
     /// does not parse is an error naming the file.
-    pub fn new(config: &SlackNotifierConfig) -> Result<Self, BuildError> {
+    ///
+    /// The client is guarded by `[destinations]`.
+    pub fn new(
+        config: &SlackNotifierConfig,
+        destinations: &DestinationsConfig,
+    ) -> Result<Self, BuildError> {
+        let guard = Guard::new(destinations);
         let options = http::HttpOptions {
             timeout: config.timeout,
             insecure: config.insecure,
             ca_certs: config.ca_certs.as_deref(),
             proxy: config.proxy.as_deref(),
+            guard: Some(guard.clone()),
         };
         let client = http::client("slack", &options)?;
         let template = match &config.message_template {
@@ -75,6 +85,7 @@ impl SlackNotifier {
         };
         Ok(SlackNotifier {
             client,
+            guard,
             template,
             form_only: Mutex::new(VecDeque::new()),
         })
@@ -233,6 +244,9 @@ impl Notifier for SlackNotifier {
             Ok(url) => url,
             Err(outcome) => return outcome,
         };
+        if let Err(outcome) = self.guard.check_url(&url) {
+            return outcome;
+        }
         let shown = shown_url(&url);
         let text = match self.text(notification) {
             Ok(text) => text,
@@ -375,7 +389,7 @@ mod tests {
     }
 
     fn notifier() -> SlackNotifier {
-        SlackNotifier::new(&config()).unwrap()
+        SlackNotifier::new(&config(), &crate::guard::allow_loopback()).unwrap()
     }
 
     fn failure(outcome: SendOutcome) -> Failure {
@@ -415,10 +429,13 @@ mod tests {
               {{ metrics[0].dimensions.hostname }}\n",
         )
         .unwrap();
-        let notifier = SlackNotifier::new(&SlackNotifierConfig {
-            message_template: Some(file.path().to_path_buf()),
-            ..config()
-        })
+        let notifier = SlackNotifier::new(
+            &SlackNotifierConfig {
+                message_template: Some(file.path().to_path_buf()),
+                ..config()
+            },
+            &crate::guard::allow_loopback(),
+        )
         .unwrap();
         let n = notification(&base, "<b>\"x\" & 'y'</b>", Value::Null);
         assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
@@ -430,13 +447,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn slack_template_prints_tenant_template_syntax_literally_and_stops_huge_loops() {
+        let (base, log) = server(|_| (200, "ok".into())).await;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        write!(file, "{{{{ alarm_name }}}} / {{{{ alarm_description }}}}").unwrap();
+        let notifier = SlackNotifier::new(
+            &SlackNotifierConfig {
+                message_template: Some(file.path().to_path_buf()),
+                ..config()
+            },
+            &crate::guard::allow_loopback(),
+        )
+        .unwrap();
+        let n = notification(&base, "{{ 7*7 }}", Value::from("{% for x in y %}"));
+        assert_eq!(notifier.send(&n).await, SendOutcome::Sent);
+        assert_eq!(
+            log.lock().unwrap()[0].text(),
+            "{{ 7*7 }} / {% for x in y %}"
+        );
+
+        let mut looping = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            looping,
+            "{{% for i in range(100000) %}}{{% for j in range(100000) %}}{{% endfor %}}{{% endfor %}}"
+        )
+        .unwrap();
+        let notifier = SlackNotifier::new(
+            &SlackNotifierConfig {
+                message_template: Some(looping.path().to_path_buf()),
+                ..config()
+            },
+            &crate::guard::allow_loopback(),
+        )
+        .unwrap();
+        let f = failure(notifier.send(&n).await);
+        assert!(!f.retryable);
+        assert!(f.reason.contains("steps and was stopped"), "{}", f.reason);
+        assert_eq!(log.lock().unwrap().len(), 1, "nothing more was posted");
+    }
+
+    #[tokio::test]
     async fn slack_bad_template_is_a_build_error_naming_the_file() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         write!(file, "{{% if %}}").unwrap();
-        let err = SlackNotifier::new(&SlackNotifierConfig {
-            message_template: Some(file.path().to_path_buf()),
-            ..config()
-        })
+        let err = SlackNotifier::new(
+            &SlackNotifierConfig {
+                message_template: Some(file.path().to_path_buf()),
+                ..config()
+            },
+            &crate::guard::allow_loopback(),
+        )
         .err()
         .unwrap();
         assert_eq!(err.kind, "slack");
@@ -451,10 +511,13 @@ mod tests {
         let (base, log) = server(|_| (200, "ok".into())).await;
         let mut file = tempfile::NamedTempFile::new().unwrap();
         write!(file, "{{{{ metrics|nosuchfilter }}}}").unwrap();
-        let notifier = SlackNotifier::new(&SlackNotifierConfig {
-            message_template: Some(file.path().to_path_buf()),
-            ..config()
-        })
+        let notifier = SlackNotifier::new(
+            &SlackNotifierConfig {
+                message_template: Some(file.path().to_path_buf()),
+                ..config()
+            },
+            &crate::guard::allow_loopback(),
+        )
         .unwrap();
         let f = failure(notifier.send(&plain(&base)).await);
         assert!(!f.retryable);

@@ -9,29 +9,41 @@
 //! Retry-After) and transport errors are retried; other 4xx and an address that is not an
 //! http(s) URL fail for good. The URL's path and query are secrets and never shown.
 
-use monasca_config::TeamsNotifierConfig;
+use std::sync::Arc;
+
+use monasca_config::{DestinationsConfig, TeamsNotifierConfig};
 use monasca_model::Notification;
 use serde_json::{Value, json};
 
+use crate::guard::Guard;
 use crate::{BuildError, Notifier, SendOutcome, http};
 
 /// The Microsoft Teams notifier.
 pub struct TeamsNotifier {
     /// Pooled client with the section's timeout, TLS and proxy options.
     client: reqwest::Client,
+    /// `[destinations]`: the address is the tenant's.
+    guard: Arc<Guard>,
 }
 
 impl TeamsNotifier {
-    /// Builds the client; fails if a TLS or proxy option is unusable.
-    pub fn new(config: &TeamsNotifierConfig) -> Result<Self, BuildError> {
+    /// Builds the client, guarded by `[destinations]`; fails if a TLS or proxy option is
+    /// unusable.
+    pub fn new(
+        config: &TeamsNotifierConfig,
+        destinations: &DestinationsConfig,
+    ) -> Result<Self, BuildError> {
+        let guard = Guard::new(destinations);
         let options = http::HttpOptions {
             timeout: config.timeout,
             insecure: config.insecure,
             ca_certs: config.ca_certs.as_deref(),
             proxy: config.proxy.as_deref(),
+            guard: Some(guard.clone()),
         };
         Ok(TeamsNotifier {
             client: http::client("teams", &options)?,
+            guard,
         })
     }
 }
@@ -137,6 +149,9 @@ impl Notifier for TeamsNotifier {
                 ));
             }
         };
+        if let Err(outcome) = self.guard.check_url(&url) {
+            return outcome;
+        }
         let shown = shown(&url);
         let response = self
             .client
@@ -219,10 +234,13 @@ mod tests {
     }
 
     fn notifier() -> TeamsNotifier {
-        TeamsNotifier::new(&TeamsNotifierConfig {
-            timeout: 2,
-            ..TeamsNotifierConfig::default()
-        })
+        TeamsNotifier::new(
+            &TeamsNotifierConfig {
+                timeout: 2,
+                ..TeamsNotifierConfig::default()
+            },
+            &crate::guard::allow_loopback(),
+        )
         .unwrap()
     }
 

@@ -9,19 +9,110 @@
 //! - a single trailing newline of the template is dropped (minijinja's default, as Jinja2's).
 //!
 //! [`TemplateFile`] is one template read from a file and compiled once, at start.
+//!
+//! The templates are the operator's, but the data is the tenants' (alarm names,
+//! descriptions, dimensions), so rendering is bounded: every environment made here runs on
+//! [`FUEL`] (a template that loops too long fails for good, with a reason saying so), a
+//! recursion limit of [`RECURSION_LIMIT`] (self-including templates and recursive macros stop),
+//! no loader (nothing is read from the filesystem while rendering), and [`render_bounded`]
+//! keeps at most [`MAX_OUTPUT`] bytes, cutting the rest and ending with [`TRUNCATED`]: a
+//! notification whose tenant-given text is huge is still sent, shortened. Data is only ever a
+//! value in the context, never template source, so `{{ 7*7 }}` in an alarm name is printed as
+//! it is.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use minijinja::value::{Serde, Value, ValueKind};
-use minijinja::{AutoEscape, Environment, Error, Output, State};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, Template};
 
 /// The name a [`TemplateFile`] registers its source under.
 const NAME: &str = "template";
 
+/// Instructions one render may execute. A real notification template uses a few hundred; a
+/// loop over a huge range runs out and fails.
+pub const FUEL: u64 = 1_000_000;
+
+/// How deep includes, macros and nested blocks may go. Far below minijinja's own 500, since a
+/// notification template has no reason to nest deeply.
+pub const RECURSION_LIMIT: usize = 100;
+
+/// Bytes of rendered text kept; the rest is cut at a character boundary.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+
+/// What ends a text that [`render_bounded`] cut at [`MAX_OUTPUT`].
+pub const TRUNCATED: &str = "… [truncated]";
+
+/// Applies the bounds of this module (fuel, recursion limit) to an environment. Environments
+/// made by [`environment`] have them already.
+pub fn bound(env: &mut Environment<'_>) {
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(RECURSION_LIMIT);
+}
+
+/// Renders `template`, keeping at most [`MAX_OUTPUT`] bytes: longer output is cut and ends
+/// with [`TRUNCATED`]. Rendering stops as soon as the limit is reached, so memory stays
+/// bounded too. Running out of fuel or any other render error is an error.
+pub fn render_bounded(template: &Template<'_, '_>, context: Value) -> Result<String, Error> {
+    let mut out = BoundedWriter::default();
+    match template.render_captured_to(context, &mut out) {
+        Ok(_) => {}
+        Err(_) if out.full => {}
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => {
+            return Err(Error::new(
+                ErrorKind::OutOfFuel,
+                format!("the template ran more than {FUEL} steps and was stopped"),
+            ));
+        }
+        Err(e) => return Err(e),
+    }
+    // minijinja writes whole strings, so the text is UTF-8 except where the limit cut it.
+    let mut text = match String::from_utf8(out.buf) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+    };
+    if out.full {
+        text.push_str(TRUNCATED);
+    }
+    Ok(text)
+}
+
+/// Collects output up to [`MAX_OUTPUT`] bytes, then refuses more, which stops the render.
+#[derive(Default)]
+struct BoundedWriter {
+    /// What was kept.
+    buf: Vec<u8>,
+    /// The limit was reached: the render error that follows is this writer's refusal.
+    full: bool,
+}
+
+impl io::Write for BoundedWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = MAX_OUTPUT - self.buf.len();
+        if data.len() > room {
+            self.buf.extend_from_slice(&data[..room]);
+            self.full = true;
+            return Err(io::Error::other("rendered text exceeds the output limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An environment that renders like Jinja2, with HTML auto-escaping on or off for every
-/// template added to it.
+/// template added to it, bounded as the module says.
 pub fn environment(autoescape: bool) -> Environment<'static> {
     let mut env = Environment::new();
+    bound(&mut env);
     let mode = if autoescape {
         AutoEscape::Html
     } else {
@@ -113,11 +204,10 @@ impl TemplateFile {
         &self.path
     }
 
-    /// Renders with the keys of `context` (a JSON object) as variables.
+    /// Renders with the keys of `context` (a JSON object) as variables, bounded by
+    /// [`render_bounded`].
     pub fn render(&self, context: &serde_json::Value) -> Result<String, Error> {
-        self.env
-            .get_template(NAME)?
-            .render(Value::from(Serde(context)))
+        render_bounded(&self.env.get_template(NAME)?, Value::from(Serde(context)))
     }
 }
 
@@ -189,5 +279,76 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.contains("/nonexistent/y.j2"), "{err}");
+    }
+
+    #[test]
+    fn tenant_template_syntax_renders_literally() {
+        let ctx = json!({"name": "{{ 7*7 }} {% for x in y %}{% endfor %} {# c #}"});
+        assert_eq!(
+            render("{{ name }}", false, ctx.clone()),
+            "{{ 7*7 }} {% for x in y %}{% endfor %} {# c #}"
+        );
+        assert_eq!(
+            render("{{ name }}", true, ctx),
+            "{{ 7*7 }} {% for x in y %}{% endfor %} {# c #}"
+        );
+    }
+
+    #[test]
+    fn a_huge_loop_runs_out_of_fuel() {
+        let template = TemplateFile::from_source(
+            Path::new("loop.j2"),
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+                .into(),
+            false,
+        )
+        .unwrap();
+        let err = template.render(&json!({})).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OutOfFuel);
+        assert!(err.to_string().contains("more than 1000000 steps"), "{err}");
+    }
+
+    #[test]
+    fn output_is_cut_at_the_limit() {
+        // Tenant data of 100,000 characters, printed 10 times: 1 MB without the limit.
+        let name = "é".repeat(50_000);
+        let out = render(
+            "{% for i in range(10) %}{{ name }}{% endfor %}",
+            false,
+            json!({ "name": name }),
+        );
+        assert!(out.ends_with(TRUNCATED), "{}", &out[out.len() - 40..]);
+        assert!(out.len() <= MAX_OUTPUT + TRUNCATED.len());
+        assert!(out.len() > MAX_OUTPUT - 4);
+        assert!(out.starts_with("éé"));
+        // Under the limit, nothing is added.
+        assert_eq!(render("{{ a }}", false, json!({"a": "short"})), "short");
+    }
+
+    #[test]
+    fn self_inclusion_is_stopped_and_nothing_is_loaded_from_disk() {
+        let looping = TemplateFile::from_source(
+            Path::new("self.j2"),
+            "x{% include \"template\" %}".into(),
+            false,
+        )
+        .unwrap();
+        let err = looping.render(&json!({})).unwrap_err();
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            chain.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        assert!(chain.contains("recursion"), "{chain}");
+
+        let from_disk = TemplateFile::from_source(
+            Path::new("disk.j2"),
+            "{% include \"/etc/passwd\" %}".into(),
+            false,
+        )
+        .unwrap();
+        let err = from_disk.render(&json!({})).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TemplateNotFound, "{err}");
     }
 }

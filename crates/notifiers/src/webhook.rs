@@ -4,39 +4,61 @@
 //! Retry-After); any other status, and an address that is not an http(s) URL, fail for good.
 //! Connections are pooled and kept alive across notifications.
 //!
+//! Failure reasons show only the address's origin (`https://hooks.example/<redacted>`): the
+//! path and query of a webhook URL often hold its secret.
+//!
 //! With `[keystone] auth_required = true`, each POST carries a Keystone token as `X-Auth-Token`
 //! (see [`crate::keystone`]); Keystone failing is a retryable failure of the send.
 
-use monasca_config::{KeystoneConfig, WebhookNotifierConfig};
+use std::sync::Arc;
+
+use monasca_config::{DestinationsConfig, KeystoneConfig, WebhookNotifierConfig};
 use monasca_model::Notification;
 
+use crate::guard::Guard;
 use crate::{BuildError, Notifier, SendOutcome, http, keystone::KeystoneAuth};
 
 /// The webhook notifier.
 pub struct WebhookNotifier {
     client: reqwest::Client,
+    /// `[destinations]`: the address is the tenant's.
+    guard: Arc<Guard>,
     /// Token source when `[keystone] auth_required`; shared by all sends.
     keystone: Option<KeystoneAuth>,
 }
 
 impl WebhookNotifier {
     /// Builds the HTTP client with `[webhook_notifier] timeout`, and the Keystone token source
-    /// when `[keystone] auth_required` (whose missing settings are then an error).
+    /// when `[keystone] auth_required` (whose missing settings are then an error). The
+    /// webhook client is guarded by `[destinations]`; Keystone's is not, since the operator
+    /// chose its URL and it often sits on an internal network.
     pub fn new(
         config: &WebhookNotifierConfig,
         keystone: &KeystoneConfig,
+        destinations: &DestinationsConfig,
     ) -> Result<Self, BuildError> {
+        let guard = Guard::new(destinations);
         let options = http::HttpOptions {
             timeout: config.timeout,
+            guard: Some(guard.clone()),
             ..http::HttpOptions::default()
         };
         let client = http::client("webhook", &options)?;
         let keystone = if keystone.auth_required {
-            Some(KeystoneAuth::new("webhook", keystone, client.clone())?)
+            let options = http::HttpOptions {
+                timeout: config.timeout,
+                ..http::HttpOptions::default()
+            };
+            let client = http::client("webhook", &options)?;
+            Some(KeystoneAuth::new("webhook", keystone, client)?)
         } else {
             None
         };
-        Ok(WebhookNotifier { client, keystone })
+        Ok(WebhookNotifier {
+            client,
+            guard,
+            keystone,
+        })
     }
 }
 
@@ -51,7 +73,12 @@ impl Notifier for WebhookNotifier {
             Ok(url) => url,
             Err(outcome) => return outcome,
         };
-        let shown = http::redacted(&url);
+        if let Err(outcome) = self.guard.check_url(&url) {
+            return outcome;
+        }
+        // Webhook services often put their secret in the path: only the origin is shown; the
+        // method id in the engine's reason says which address it was.
+        let shown = http::origin_only(&url);
         let mut request = self
             .client
             .post(url)
@@ -78,6 +105,7 @@ mod tests {
     use std::time::Duration;
 
     use axum::{Router, http::StatusCode as AxumStatus, routing::post};
+    use monasca_config::DestinationsConfig;
     use monasca_model::{AlarmTransition, NotificationMethod};
     use serde_json::{Value, json};
 
@@ -133,6 +161,7 @@ mod tests {
         WebhookNotifier::new(
             &WebhookNotifierConfig { timeout: 2 },
             &KeystoneConfig::default(),
+            &crate::guard::allow_loopback(),
         )
         .unwrap()
     }
@@ -272,6 +301,7 @@ mod tests {
         WebhookNotifier::new(
             &WebhookNotifierConfig { timeout: 2 },
             &keystone_config(auth_url),
+            &crate::guard::allow_loopback(),
         )
         .unwrap()
     }
@@ -335,9 +365,149 @@ mod tests {
 
         let mut incomplete = keystone_config("http://ks");
         incomplete.auth_url = None;
-        let e = WebhookNotifier::new(&WebhookNotifierConfig { timeout: 2 }, &incomplete)
-            .err()
-            .unwrap();
+        let e = WebhookNotifier::new(
+            &WebhookNotifierConfig { timeout: 2 },
+            &incomplete,
+            &crate::guard::allow_loopback(),
+        )
+        .err()
+        .unwrap();
         assert!(e.message.contains("auth_url"), "{}", e.message);
+    }
+
+    /// A listener on `ip` that counts the TCP connections it accepts and answers each with
+    /// `answer` (raw HTTP), so a test can assert that nothing at all reached it.
+    async fn counting_listener(ip: &str, answer: String) -> (u16, Arc<Mutex<usize>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(Mutex::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                *seen.lock().unwrap() += 1;
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (port, count)
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+    fn guarded(deny: &[&str], allow: &[&str]) -> WebhookNotifier {
+        let destinations = DestinationsConfig {
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+        };
+        WebhookNotifier::new(
+            &WebhookNotifierConfig { timeout: 2 },
+            &KeystoneConfig::default(),
+            &destinations,
+        )
+        .unwrap()
+    }
+
+    fn given_up(outcome: SendOutcome) -> String {
+        match outcome {
+            SendOutcome::Failed(f) if !f.retryable => f.reason,
+            other => panic!("expected a permanent failure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn loopback_is_denied_by_default_and_reached_when_allowed() {
+        let (port, connections) = counting_listener("127.0.0.1", OK.into()).await;
+        let reason = given_up(
+            guarded(&[], &[])
+                .send(&notification(&format!("http://127.0.0.1:{port}/hook")))
+                .await,
+        );
+        assert!(
+            reason.contains("destination 127.0.0.1 is in a denied network (loopback)"),
+            "{reason}"
+        );
+        assert!(reason.contains("[destinations] allow"), "{reason}");
+        assert_eq!(*connections.lock().unwrap(), 0);
+
+        let allowed = guarded(&[], &["127.0.0.0/8"])
+            .send(&notification(&format!("http://127.0.0.1:{port}/hook")))
+            .await;
+        assert_eq!(allowed, SendOutcome::Sent);
+        assert_eq!(*connections.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn ipv4_mapped_ipv6_literal_of_loopback_is_denied() {
+        let (port, connections) = counting_listener("127.0.0.1", OK.into()).await;
+        let reason = given_up(
+            guarded(&[], &[])
+                .send(&notification(&format!(
+                    "http://[::ffff:127.0.0.1]:{port}/hook"
+                )))
+                .await,
+        );
+        assert!(reason.contains("(loopback)"), "{reason}");
+        assert_eq!(*connections.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_denied_after_resolution() {
+        let (port, connections) = counting_listener("127.0.0.1", OK.into()).await;
+        let reason = given_up(
+            guarded(&[], &[])
+                .send(&notification(&format!(
+                    "http://localhost:{port}/hook?token=s3cret"
+                )))
+                .await,
+        );
+        assert!(
+            reason.contains("localhost resolves only to denied addresses"),
+            "{reason}"
+        );
+        assert!(!reason.contains("s3cret"), "{reason}");
+        assert_eq!(*connections.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_denied_address_is_refused() {
+        // The victim listens on 127.0.0.2: loopback, not covered by the allow-list below.
+        let (victim_port, victim) = counting_listener("127.0.0.2", OK.into()).await;
+        for target in [
+            format!("http://127.0.0.2:{victim_port}/meta-data"),
+            format!("http://[::ffff:127.0.0.2]:{victim_port}/meta-data"),
+        ] {
+            let redirect = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\n\
+                 content-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let (port, first) = counting_listener("127.0.0.1", redirect).await;
+            let reason = given_up(
+                guarded(&[], &["127.0.0.1/32"])
+                    .send(&notification(&format!("http://127.0.0.1:{port}/hook")))
+                    .await,
+            );
+            assert!(reason.contains("(loopback)"), "{reason}");
+            assert_eq!(*first.lock().unwrap(), 1, "the allowed server was called");
+        }
+        assert_eq!(*victim.lock().unwrap(), 0, "the redirect was not followed");
+    }
+
+    #[tokio::test]
+    async fn an_operator_denied_network_is_refused_without_a_connection_attempt() {
+        // Nothing answers at 10.255.255.1: unguarded, this would be a retryable timeout.
+        let reason = given_up(
+            guarded(&["10.0.0.0/8"], &[])
+                .send(&notification("http://10.255.255.1:9/hook"))
+                .await,
+        );
+        assert!(
+            reason.contains("destination 10.255.255.1 is in a denied network (10.0.0.0/8 of [destinations] deny)"),
+            "{reason}"
+        );
     }
 }

@@ -68,6 +68,8 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<()> {
     config.retry_engine.interval = 3;
     config.retry_engine.max_attempts = 2;
     config.engine.shutdown_timeout = 5;
+    // The demo's receiver is on loopback, which [destinations] denies unless allowed.
+    config.destinations.allow.push("127.0.0.0/8".into());
     for topic in [
         &config.kafka.alarm_topic,
         &config.kafka.notification_topic,

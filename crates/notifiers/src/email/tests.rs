@@ -533,3 +533,98 @@ fn configuration_errors_are_reported_at_build() {
         assert!(EmailNotifier::new(&c).is_ok(), "{tls}");
     }
 }
+
+/// The header names of a received mail, lower case, in order.
+fn header_names(data: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(data);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n")
+        .filter(|line| !line.starts_with([' ', '\t']))
+        .map(|line| line.split(':').next().unwrap_or("").to_ascii_lowercase())
+        .collect()
+}
+
+#[tokio::test]
+async fn tenant_text_with_header_lines_adds_no_header_and_no_recipient() {
+    let server = smtp_server(Behaviour::default()).await;
+    let notifier = EmailNotifier::new(&config(server.addr.port())).unwrap();
+    let injected = "\r\nBcc: victim@example.net\r\nX-Evil: 1\r\n\r\nforged body";
+    let mut a = alarm(
+        json!([{"name": "m", "dimensions": {
+            "hostname": format!("web-1{injected}"),
+            "target_host": format!("t{injected}"),
+        }}]),
+        Value::Null,
+        Value::Null,
+    );
+    a.alarm_name = format!("cpu{injected}");
+    a.state_change_reason = format!("too hot{injected}\n.\r\nRCPT TO:<victim@example.net>");
+    a.alarm_description = Some(format!("d{injected}"));
+    a.link = Some(format!("http://x/{injected}"));
+    assert_eq!(
+        notifier
+            .send(&notification(a.clone(), "ops@example.org"))
+            .await,
+        SendOutcome::Sent
+    );
+    let received = server.mails.lock().unwrap()[0].clone();
+    assert_eq!(received.rcpt_to, ["<ops@example.org>"], "one recipient");
+    let names = header_names(&received.data);
+    for name in &names {
+        assert!(
+            [
+                "from",
+                "to",
+                "subject",
+                "date",
+                "content-type",
+                "content-transfer-encoding",
+                "mime-version",
+                "message-id"
+            ]
+            .contains(&name.as_str()),
+            "unexpected header {name:?} in {names:?}"
+        );
+    }
+    // The text arrives whole, inside the encoded subject and body.
+    assert_received(&received, &compose(&a, Some(GRAFANA)), "ops@example.org");
+}
+
+#[tokio::test]
+async fn hostile_addresses_fail_for_good_and_reach_no_one() {
+    let server = smtp_server(Behaviour::default()).await;
+    let notifier = EmailNotifier::new(&config(server.addr.port())).unwrap();
+    for address in [
+        "a@b.c\r\nBcc: x@y.z",
+        "a@b.c\nBcc: x@y.z",
+        "a@b.c\rBcc: x@y.z",
+        "a@b.c, x@y.z",
+        "a@b.c; x@y.z",
+        "a@b.c x@y.z",
+        "a@b.c>\r\nRCPT TO:<x@y.z",
+        "<a@b.c>, <x@y.z>",
+        "\"Evil\r\nBcc: x@y.z\" <a@b.c>",
+        "a@b.c\u{0}x@y.z",
+    ] {
+        let SendOutcome::Failed(f) = notifier.send(&notification(one_host(), address)).await else {
+            panic!("{address:?} must be refused")
+        };
+        assert!(!f.retryable, "{address:?} must not be retried");
+        assert!(f.reason.contains("is not a mail address"), "{}", f.reason);
+        assert!(f.reason.contains("method m-7"), "{}", f.reason);
+        // The reason goes into a Kafka header and a log line: the line breaks are escaped.
+        assert!(
+            !f.reason.contains('\r') && !f.reason.contains('\n'),
+            "{:?}",
+            f.reason
+        );
+    }
+    assert!(server.mails.lock().unwrap().is_empty(), "nothing was sent");
+
+    // A display name is fine, and still one recipient.
+    let outcome = notifier
+        .send(&notification(one_host(), "\"Ops, on call\" <a@b.c>"))
+        .await;
+    assert_eq!(outcome, SendOutcome::Sent);
+    assert_eq!(server.mails.lock().unwrap()[0].rcpt_to, ["<a@b.c>"]);
+}
