@@ -40,20 +40,47 @@ pub trait Notifier: Send + Sync + 'static {
     async fn send(&self, notification: &Notification) -> SendOutcome;
 
     /// Where a send of this notification goes, as the engine limits and watches it: by
-    /// default the host and port of an http(s) address, and for addresses that are not URLs
-    /// (keys, mail addresses) the notifier's own service, named by its type.
+    /// default the scheme and authority of an http(s) address, and for addresses that are not
+    /// URLs (keys, mail addresses) the notifier's own service, named by its type.
     fn destination(&self, notification: &Notification) -> String {
-        let address = notification.method.address.as_str();
-        match reqwest::Url::parse(address) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => match url.host_str() {
-                Some(host) => format!(
-                    "{}://{host}:{}",
-                    url.scheme(),
-                    url.port_or_known_default().unwrap_or(0)
-                ),
-                None => self.kind().to_string(),
-            },
-            _ => self.kind().to_string(),
-        }
+        http_origin(&notification.method.address).unwrap_or_else(|| self.kind().to_string())
+    }
+}
+
+/// `scheme://host:port` of an http(s) address, lower-cased and without user info, or `None`
+/// for anything else. A grouping key only, taken without a full URL parse because it runs on
+/// every send; the notifier still parses and checks the address itself.
+fn http_origin(address: &str) -> Option<String> {
+    let (scheme, rest) = address.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if host.is_empty() {
+        return None;
+    }
+    Some(format!("{scheme}://{}", host.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod destination_tests {
+    use super::http_origin;
+
+    #[test]
+    fn http_addresses_group_by_origin_others_by_type() {
+        assert_eq!(
+            http_origin("HTTPS://user:secret@Hooks.Example:8443/services/T0/B0?x=1").as_deref(),
+            Some("https://hooks.example:8443")
+        );
+        assert_eq!(
+            http_origin("http://10.0.0.1/a").as_deref(),
+            Some("http://10.0.0.1")
+        );
+        assert_eq!(http_origin("ops@example.com"), None);
+        assert_eq!(http_origin("a1b2c3-pagerduty-key"), None);
+        assert_eq!(http_origin("ftp://files.example/x"), None);
+        assert_eq!(http_origin("http:///nohost"), None);
     }
 }
