@@ -120,6 +120,25 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         "must be a number of seconds greater than 0",
     );
 
+    for (key, listen) in [
+        (
+            "notification_engine_listen",
+            &config.admin.notification_engine_listen,
+        ),
+        ("retry_engine_listen", &config.admin.retry_engine_listen),
+    ] {
+        p.check(
+            listen.is_empty() || listen.parse::<std::net::SocketAddr>().is_ok(),
+            &["admin", key],
+            "must be an IP address and port such as \"0.0.0.0:9471\" or \"[::]:9471\", or \"\" for no admin server",
+        );
+    }
+    p.check(
+        valid_log_filter(&config.logging.level),
+        &["logging", "level"],
+        "must be a level (error, warn, info, debug, trace, off) or a RUST_LOG-style list such as \"info,monasca_pipeline=debug\"",
+    );
+
     let keystone = &config.keystone;
     if keystone.auth_required {
         for (key, value) in [
@@ -176,6 +195,18 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
     p.lines
 }
 
+/// Whether `filter` reads as a `RUST_LOG` filter: comma-separated `level` or `target=level`
+/// (a bare target, valid in `RUST_LOG`, is refused: here it is almost always a misspelt level).
+fn valid_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    !filter.trim().is_empty()
+        && filter.split(',').all(|directive| match directive.rsplit_once('=') {
+            Some((target, l)) => !target.trim().is_empty() && level(l),
+            None => level(directive),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +244,8 @@ mod tests {
         c.keystone.auth_required = true;
         c.keystone.auth_url = Some("http://keystone/v3".into());
         c.slack_notifier.timeout = 0;
+        c.admin.retry_engine_listen = "localhost".into();
+        c.logging.level = "loud".into();
         let lines = problems(&c);
         let expect = [
             "[kafka] url = \"\" (from default): must not be empty",
@@ -232,6 +265,8 @@ mod tests {
             "[keystone] project_name (not set): required",
             "[jira_notifier] user (not set): required because [notification_types] enabled",
             "[jira_notifier] password (not set): required",
+            "[admin] retry_engine_listen = \"localhost\" (from default): must be an IP address and port",
+            "[logging] level = \"loud\" (from default): must be a level",
             "[slack_notifier] timeout = 0 (from default): must be at least 1 second",
         ];
         for want in expect {
