@@ -201,10 +201,12 @@ fn valid_log_filter(filter: &str) -> bool {
     const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
     let level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
     !filter.trim().is_empty()
-        && filter.split(',').all(|directive| match directive.rsplit_once('=') {
-            Some((target, l)) => !target.trim().is_empty() && level(l),
-            None => level(directive),
-        })
+        && filter
+            .split(',')
+            .all(|directive| match directive.rsplit_once('=') {
+                Some((target, l)) => !target.trim().is_empty() && level(l),
+                None => level(directive),
+            })
 }
 
 #[cfg(test)]

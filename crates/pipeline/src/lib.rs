@@ -5,8 +5,10 @@
 //! the same stages from [`stages`]. [`engine`] is the loop both daemons share: it consumes,
 //! keeps the messages of one alarm in order ([`dispatch`]), commits finished work, watches the
 //! brokers, and shuts down cleanly. [`daemon`] is everything a binary does, so that the
-//! binaries stay a few lines; [`dev`] is the one-command demo (`--dev`).
+//! binaries stay a few lines; [`dev`] is the one-command demo (`--dev`). [`admin`] starts the
+//! admin HTTP server and feeds it from the engine.
 
+pub mod admin;
 pub mod daemon;
 pub mod dev;
 pub mod dispatch;

@@ -166,7 +166,10 @@ mod tests {
         metrics.set_cache_totals(3, 1);
         metrics.set_cache_totals(5, 1);
         let text = metrics.encode();
-        assert!(text.contains("monasca_notification_method_cache_hits_total 5"), "{text}");
+        assert!(
+            text.contains("monasca_notification_method_cache_hits_total 5"),
+            "{text}"
+        );
         assert!(text.contains("monasca_notification_method_cache_misses_total 1"));
     }
 }

@@ -554,7 +554,9 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         self.inner.cache_hits.inc_by(hits.saturating_sub(seen.0));
-        self.inner.cache_misses.inc_by(misses.saturating_sub(seen.1));
+        self.inner
+            .cache_misses
+            .inc_by(misses.saturating_sub(seen.1));
         *seen = (hits.max(seen.0), misses.max(seen.1));
     }
 }

@@ -150,7 +150,10 @@ mod tests {
             "monasca.alarms_finished_count:1|c|#{'service': 'monitoring', 'component': 'monasca-notification'}"
         );
         assert_eq!(to_monasca_dialect("a:1|c"), "a:1|c");
-        assert_eq!(to_monasca_dialect("a:1|c|#k:it's"), "a:1|c|#{'k': 'it\\'s'}");
+        assert_eq!(
+            to_monasca_dialect("a:1|c|#k:it's"),
+            "a:1|c|#{'k': 'it\\'s'}"
+        );
     }
 
     /// Reads one datagram, or fails the test after a generous bound (a lost datagram on
@@ -203,6 +206,10 @@ mod tests {
         for _ in 0..10_000 {
             metrics.alarm_finished();
         }
-        assert!(metrics.encode().contains("monasca_notification_alarms_finished_total 10000"));
+        assert!(
+            metrics
+                .encode()
+                .contains("monasca_notification_alarms_finished_total 10000")
+        );
     }
 }
