@@ -201,3 +201,62 @@ async fn an_operator_sees_counters_probes_statsd_and_ids_in_logs() {
 
     assert!(engine.terminate(30 * SECS).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retry_engine_counts_retries_by_attempt_and_exhausted_ones() {
+    let cluster = kafka();
+    let bootstrap = cluster.bootstrap_servers();
+    let db = TestDatabase::new().await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.answer("down", 503);
+    db.add_method("m-down", "down hook", "WEBHOOK", &receiver.url("down"), 0)
+        .await
+        .unwrap();
+    db.attach("def-down", "ALARM", "m-down").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(&dir, &bootstrap, &db);
+    let mut notification = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
+    let mut retry = Daemon::start(RETRY_ENGINE, &config, &dir);
+    let admin = retry.admin_url(30 * SECS);
+
+    let producer = producer(&bootstrap);
+    let down = alarm("alarm-down", "def-down", "OK", "ALARM", "down");
+    produce(&producer, ALARM_TOPIC, "d", down.to_string().as_bytes()).await;
+
+    // The first send (notification-engine) and [retry_engine] max_attempts = 2 retries fail;
+    // the retry engine makes retries 1, 2 and 3 of its record before it gives up.
+    let want = [
+        "monasca_notification_retries_total{attempt=\"1\"} 1",
+        "monasca_notification_retries_total{attempt=\"2\"} 1",
+        "monasca_notification_retries_total{attempt=\"3\"} 1",
+        "monasca_notification_send_failures_total{type=\"webhook\",retryable=\"true\"} 3",
+        "monasca_notification_dead_letters_total{reason=\"retries_exhausted\"} 1",
+        "monasca_notification_sent_total{type=\"webhook\"} 0",
+        "monasca_notification_build_info{version=\"0.1.0\",engine=\"retry-engine\"} 1",
+    ];
+    let metrics = scrape_until(&admin, &want, 60 * SECS).await;
+    for line in want {
+        assert!(
+            metrics.contains(line),
+            "no {line:?} in\n{metrics}\n{}",
+            retry.log_text()
+        );
+    }
+    assert_eq!(receiver.bodies("down").len(), 4);
+    assert_eq!(
+        probe_until_ok(&admin, "/readyz", 30 * SECS).await,
+        (200, "ok\n".into())
+    );
+    // Every line of the retry engine about the notification names its alarm and method.
+    let log = retry.log_text();
+    let about: Vec<&str> = log.lines().filter(|l| l.contains("send failed")).collect();
+    assert_eq!(about.len(), 3, "{log}");
+    for line in about {
+        assert!(
+            line.contains("alarm-down") && line.contains("m-down"),
+            "{line}"
+        );
+    }
+    assert!(retry.terminate(30 * SECS).success());
+    assert!(notification.terminate(30 * SECS).success());
+}

@@ -128,6 +128,36 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_that_stopped_beating_is_wedged() {
+        let Some(long_ago) = Instant::now().checked_sub(Duration::from_secs(120)) else {
+            return; // A machine up for less than two minutes cannot date a stamp that far back.
+        };
+        let health = Health {
+            start: long_ago,
+            ..Health::default()
+        };
+        // Never beat in 120 s.
+        let reason = health.liveness().unwrap_err();
+        assert!(
+            reason.starts_with("the engine loop has not run for 120 s"),
+            "{reason}"
+        );
+        // Beat 120 s ago, at the start.
+        health.beat.store(1, Ordering::Relaxed);
+        assert!(health.liveness().is_err());
+        health.beat();
+        assert_eq!(health.liveness(), Ok(()));
+        // A store answer two minutes old no longer makes the daemon ready.
+        health.set_partitions(1);
+        health.store_ok.store(1, Ordering::Relaxed);
+        let reason = health.readiness().unwrap_err();
+        assert!(
+            reason.starts_with("the method store last answered 120 s ago"),
+            "{reason}"
+        );
+    }
+
+    #[test]
     fn alive_at_start_and_after_a_beat() {
         let health = Health::default();
         assert_eq!(health.liveness(), Ok(()));
