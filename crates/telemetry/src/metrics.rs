@@ -131,6 +131,16 @@ impl<K: Hash + Eq, T: Clone> ByName<K, T> {
     }
 }
 
+/// The statsd counter of sends of `kind`: the original's names (`sent_smtp_count` for email,
+/// `jira_notifier` for Jira), `sent_<type>_count` for the rest.
+fn statsd_sent_name(kind: &str) -> String {
+    match kind {
+        "email" => "sent_smtp_count".into(),
+        "jira" => "jira_notifier".into(),
+        _ => format!("sent_{kind}_count"),
+    }
+}
+
 /// Everything kept per notifier type.
 #[derive(Clone)]
 struct PerType {
@@ -138,8 +148,7 @@ struct PerType {
     failed_retryable: Counter,
     failed_permanent: Counter,
     duration: Histogram,
-    /// statsd counter of sends, e.g. `sent_webhook_count` (`jira_notifier` for Jira, as in
-    /// the original).
+    /// statsd counter of sends, e.g. `sent_webhook_count` (see [`statsd_sent_name`]).
     statsd_sent: Arc<str>,
     /// statsd timer of sends, e.g. `webhook_time`.
     statsd_time: Arc<str>,
@@ -399,11 +408,7 @@ impl Metrics {
                 failed_retryable: inner.failures.get_or_create_owned(&failure("true")),
                 failed_permanent: inner.failures.get_or_create_owned(&failure("false")),
                 duration: inner.durations.get_or_create_owned(&label),
-                statsd_sent: if kind == "jira" {
-                    "jira_notifier".into()
-                } else {
-                    format!("sent_{kind}_count").into()
-                },
+                statsd_sent: statsd_sent_name(kind).into(),
                 statsd_time: format!("{kind}_time").into(),
             }
         })

@@ -192,6 +192,9 @@ mod tests {
         );
         metrics.sent("jira", std::time::Duration::from_millis(1));
         assert!(receive(&agent).starts_with("monasca.jira_notifier:1|c|#{"));
+        assert!(receive(&agent).starts_with("monasca.jira_time:1|ms|#{"));
+        metrics.sent("email", std::time::Duration::from_millis(1));
+        assert!(receive(&agent).starts_with("monasca.sent_smtp_count:1|c|#{"));
     }
 
     #[test]
