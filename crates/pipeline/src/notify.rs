@@ -111,7 +111,8 @@ async fn notify_alarm(
 
     let work = methods.into_iter().map(|method| {
         // Every line logged for this notification, in any stage, carries its alarm and method.
-        let span = tracing::info_span!("notification", %alarm_id, method_id = %method.id);
+        // An error-level span, so that it is kept at any log level, not only at info.
+        let span = tracing::error_span!("notification", %alarm_id, method_id = %method.id);
         let notification = Notification::new(method, alarm.clone());
         notify_once(services, origin, notification).instrument(span)
     });

@@ -39,7 +39,8 @@ pub(crate) fn rebuild(
     match Notification::from_record(&message.payload) {
         Ok(notification) => {
             // Every line logged for this record, in any stage, carries its alarm and method.
-            let span = tracing::info_span!(
+            // An error-level span, so that it is kept at any log level, not only at info.
+            let span = tracing::error_span!(
                 "notification",
                 alarm_id = %notification.alarm.alarm_id,
                 method_id = %notification.method.id,
