@@ -260,6 +260,9 @@ timeout = 2
 # The receivers are on loopback, which is denied unless allowed.
 [destinations]
 allow = ["127.0.0.0/8"]
+[admin]
+notification_engine_listen = "127.0.0.1:0"
+retry_engine_listen = "127.0.0.1:0"
 "#,
         host = mysql.host,
         port = mysql.port,
@@ -302,6 +305,27 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://ADDRESS` of the admin server, from the `admin listening on ADDRESS` log line.
+    pub fn admin_url(&self, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log_text();
+            if let Some(rest) = log.split("admin listening on ").nth(1) {
+                // Only the address: the line may go on with colour codes.
+                let address: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                return format!("http://{address}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no admin address in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGTERM, then the exit status (within `within`).

@@ -330,7 +330,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[retry_engine]\ninterval = 1\n[destinations]\nallow = [\"127.0.0.0/8\"]\n[kafka.client_properties]\n\"fetch.wait.max.ms\" = \"5\"\n",
+            "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[admin]\nnotification_engine_listen = \"\"\nretry_engine_listen = \"\"\n[retry_engine]\ninterval = 1\n[destinations]\nallow = [\"127.0.0.0/8\"]\n[kafka.client_properties]\n\"fetch.wait.max.ms\" = \"5\"\n",
             mysql.host, mysql.port, mysql.user, mysql.passwd, mysql.db
         ),
     )?;

@@ -34,6 +34,10 @@ pub struct Config {
     pub engine: EngineConfig,
     /// `[statsd]`: self-monitoring.
     pub statsd: StatsdConfig,
+    /// `[admin]`: the HTTP port of `/metrics`, `/healthz` and `/readyz` (new).
+    pub admin: AdminConfig,
+    /// `[logging]`: the log level (new).
+    pub logging: LoggingConfig,
     /// `[keystone]`: token for webhooks that require one.
     pub keystone: KeystoneConfig,
     /// `[webhook_notifier]`.
@@ -352,6 +356,42 @@ impl Default for StatsdConfig {
             enable: true,
             host: "127.0.0.1".into(),
             port: 8125,
+        }
+    }
+}
+
+/// `[admin]`: where each daemon serves `/metrics`, `/healthz` and `/readyz` (new in this
+/// implementation). Two keys because both daemons usually read one file on one host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AdminConfig {
+    /// `host:port` of notification-engine's admin server; empty: no admin server.
+    pub notification_engine_listen: String,
+    /// `host:port` of retry-engine's admin server; empty: no admin server.
+    pub retry_engine_listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            notification_engine_listen: "0.0.0.0:9471".into(),
+            retry_engine_listen: "0.0.0.0:9472".into(),
+        }
+    }
+}
+
+/// `[logging]` (new in this implementation).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LoggingConfig {
+    /// A `RUST_LOG`-style filter (`info`, `warn,monasca_pipeline=debug`); `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
         }
     }
 }

@@ -130,6 +130,25 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         "must be a number of seconds greater than 0",
     );
 
+    for (key, listen) in [
+        (
+            "notification_engine_listen",
+            &config.admin.notification_engine_listen,
+        ),
+        ("retry_engine_listen", &config.admin.retry_engine_listen),
+    ] {
+        p.check(
+            listen.is_empty() || listen.parse::<std::net::SocketAddr>().is_ok(),
+            &["admin", key],
+            "must be an IP address and port such as \"0.0.0.0:9471\" or \"[::]:9471\", or \"\" for no admin server",
+        );
+    }
+    p.check(
+        valid_log_filter(&config.logging.level),
+        &["logging", "level"],
+        "must be a level (error, warn, info, debug, trace, off) or a RUST_LOG-style list such as \"info,monasca_pipeline=debug\"",
+    );
+
     let keystone = &config.keystone;
     if keystone.auth_required {
         for (key, value) in [
@@ -197,6 +216,20 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
     p.lines
 }
 
+/// Whether `filter` reads as a `RUST_LOG` filter: comma-separated `level` or `target=level`
+/// (a bare target, valid in `RUST_LOG`, is refused: here it is almost always a misspelt level).
+fn valid_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    !filter.trim().is_empty()
+        && filter
+            .split(',')
+            .all(|directive| match directive.rsplit_once('=') {
+                Some((target, l)) => !target.trim().is_empty() && level(l),
+                None => level(directive),
+            })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +269,8 @@ mod tests {
         c.slack_notifier.timeout = 0;
         c.destinations.deny = vec!["10.0.0.0/8".into(), "10.0.0.0/33".into()];
         c.destinations.allow = vec!["127.0.0.1".into(), "localhost".into()];
+        c.admin.retry_engine_listen = "localhost".into();
+        c.logging.level = "loud".into();
         let lines = problems(&c);
         let expect = [
             "[kafka] url = \"\" (from default): must not be empty",
@@ -255,6 +290,8 @@ mod tests {
             "[keystone] project_name (not set): required",
             "[jira_notifier] user (not set): required because [notification_types] enabled",
             "[jira_notifier] password (not set): required",
+            "[admin] retry_engine_listen = \"localhost\" (from default): must be an IP address and port",
+            "[logging] level = \"loud\" (from default): must be a level",
             "[slack_notifier] timeout = 0 (from default): must be at least 1 second",
             "[destinations] deny = [\"10.0.0.0/8\",\"10.0.0.0/33\"] (from default): \"10.0.0.0/33\" is neither",
             "[destinations] allow = [\"127.0.0.1\",\"localhost\"] (from default): \"localhost\" is neither",

@@ -83,6 +83,8 @@ struct Shared {
     tracker: Mutex<OffsetTracker>,
     partitions: Mutex<HashMap<PartitionKey, PartitionBudget>>,
     per_partition_limit: usize,
+    /// Consumer lag per assigned partition, from librdkafka's last statistics.
+    lag: Mutex<Vec<(String, i32, i64)>>,
 }
 
 /// The in-flight budget of one partition, and the messages waiting for it while it is paused.
@@ -113,7 +115,24 @@ pub struct TrackingContext {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for TrackingContext {}
+impl ClientContext for TrackingContext {
+    /// librdkafka's periodic statistics (`statistics.interval.ms`), called on its own thread:
+    /// keeps the lag of each assigned partition (high watermark minus committed offset) for
+    /// [`TrackedConsumer::partition_lag`]. Partitions with no committed offset yet are left out.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag = statistics
+            .topics
+            .into_iter()
+            .flat_map(|(topic, t)| {
+                t.partitions
+                    .into_values()
+                    .filter(|p| p.partition >= 0 && p.consumer_lag >= 0 && p.fetch_state != "none")
+                    .map(move |p| (topic.clone(), p.partition, p.consumer_lag))
+            })
+            .collect();
+        *self.shared.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
+    }
+}
 
 impl ConsumerContext for TrackingContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -203,6 +222,7 @@ impl TrackedConsumer {
             tracker: Mutex::new(OffsetTracker::default()),
             partitions: Mutex::new(HashMap::new()),
             per_partition_limit: per_partition_limit.max(1),
+            lag: Mutex::new(Vec::new()),
         });
         let mut config = client.clone();
         config
@@ -217,6 +237,8 @@ impl TrackedConsumer {
         // librdkafka prefetches up to 64 MiB by default; memory should be bounded by the
         // in-flight budget, not by how far the fetcher reads ahead.
         crate::set_default(&mut config, "queued.max.messages.kbytes", "8192");
+        // Statistics carry the consumer lag per partition (see `partition_lag`).
+        crate::set_default(&mut config, "statistics.interval.ms", "5000");
         let consumer: StreamConsumer<TrackingContext> =
             config.create_with_context(TrackingContext {
                 shared: shared.clone(),
@@ -395,6 +417,21 @@ impl TrackedConsumer {
     /// Messages handed out and not finished.
     pub fn in_flight(&self) -> usize {
         self.shared.lock_tracker().in_flight()
+    }
+
+    /// (topic, partition, lag in messages) of the assigned partitions, as of librdkafka's
+    /// last statistics. Does not block.
+    pub fn partition_lag(&self) -> Vec<(String, i32, i64)> {
+        self.shared
+            .lag
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Partitions currently assigned to this member. Does not block (local state).
+    pub fn assigned_partitions(&self) -> usize {
+        self.consumer.assignment().map(|l| l.count()).unwrap_or(0)
     }
 
     /// Asks the brokers for metadata, to tell whether any is reachable. Blocking.

@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(long)]
     pub dev: bool,
 
-    /// Log format on stderr. The level comes from RUST_LOG (default: info).
+    /// Log format on stderr. The level comes from RUST_LOG, else [logging] level (default:
+    /// info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
@@ -79,12 +80,17 @@ pub fn main(kind: EngineKind) -> ExitCode {
     };
     // The demo tells its story on stdout; its failures are on purpose, so only errors are
     // logged unless RUST_LOG asks for more. The subcommands print their own report.
+    // Otherwise the level is read from the configuration before it is fully checked (a bad
+    // file is reported by run_daemon), so that logging is up before anything else happens.
     let level = if args.dev || args.command.is_some() {
-        "error"
+        "error".to_string()
     } else {
-        "info"
+        match monasca_config::load(args.config.as_deref()) {
+            Ok(config) => config.logging.level,
+            Err(_) => "info".to_string(),
+        }
     };
-    init_logging(args.log_format, level);
+    init_logging(args.log_format, &level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -146,6 +152,10 @@ async fn run_daemon(kind: EngineKind, config_file: Option<PathBuf>) -> ExitCode 
     };
     if kind == EngineKind::Notification {
         spawn_register_types(services.clone());
+    }
+    if let Err(e) = crate::admin::start(kind, &services).await {
+        eprintln!("{name}: {e}");
+        return ExitCode::FAILURE;
     }
     match engine::run(kind, services).await {
         Ok(()) => ExitCode::SUCCESS,

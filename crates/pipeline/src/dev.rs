@@ -108,10 +108,24 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<()> {
         "  retries every {} s, at most {} times; Ctrl-C stops",
         config.retry_engine.interval, config.retry_engine.max_attempts
     );
-    println!();
 
     let notification = Services::new(config.clone(), store.clone(), shutdown.clone())?;
     let retry = Services::new(config.clone(), store, shutdown.clone())?;
+    for (kind, services) in [
+        (EngineKind::Notification, &notification),
+        (EngineKind::Retry, &retry),
+    ] {
+        // The demo goes on without its admin port (say, a daemon already holds it).
+        match crate::admin::start(kind, services).await {
+            Ok(Some(bound)) => println!(
+                "  {:<35} http://{bound}/metrics, /healthz, /readyz",
+                format!("{} admin:", kind.name())
+            ),
+            Ok(None) => {}
+            Err(e) => println!("  {}: {e}", kind.name()),
+        }
+    }
+    println!();
     let engines = [
         tokio::spawn(engine::run(EngineKind::Notification, notification)),
         tokio::spawn(engine::run(EngineKind::Retry, retry)),

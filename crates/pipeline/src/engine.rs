@@ -14,6 +14,7 @@ use monasca_config::Config;
 use monasca_kafka::{Received, RecordProducer, TrackedConsumer};
 use monasca_notifiers::Notifiers;
 use monasca_store::MethodStore;
+use monasca_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,6 +38,8 @@ pub struct Services {
     /// Cancelled on SIGTERM/SIGINT: stop taking messages; waits (for a due time, for the
     /// database) give up and leave their message unfinished, to be redone after a restart.
     pub shutdown: CancellationToken,
+    /// Prometheus and statsd metrics, and the health inputs of `/healthz` and `/readyz`.
+    pub metrics: Metrics,
 }
 
 impl Services {
@@ -52,6 +55,7 @@ impl Services {
         let producer = RecordProducer::new(&monasca_kafka::client_config(&config.kafka))
             .map_err(|e| EngineError::Setup(format!("Kafka producer: {e}")))?;
         Ok(Arc::new(Services {
+            metrics: Metrics::new(&config.statsd),
             periodic: config.kafka.periodic_topics(),
             destinations: Destinations::new(&config.engine),
             config,
@@ -143,6 +147,8 @@ pub async fn run(kind: EngineKind, services: Arc<Services>) -> Result<(), Engine
         .map_err(|e| EngineError::Setup(format!("Kafka consumer: {e}")))?,
     );
     tracing::info!(engine = kind.name(), topics = ?topics, brokers = %config.kafka.url, "started");
+    services.metrics.build_info(kind.name());
+    crate::admin::spawn_sampler(consumer.clone(), services.clone());
 
     let tasks = TaskTracker::new();
     let dispatcher = KeyedDispatcher::new(tasks.clone());
@@ -158,13 +164,18 @@ pub async fn run(kind: EngineKind, services: Arc<Services>) -> Result<(), Engine
         fatal.clone(),
     ));
 
+    // The loop goes round at least every second, so that /healthz can tell a quiet topic from
+    // a wedged loop.
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             biased;
             _ = services.shutdown.cancelled() => break,
             _ = fatal.cancelled() => break,
+            _ = heartbeat.tick() => services.metrics.health().beat(),
             received = consumer.recv() => match received {
                 Ok(message) => {
+                    services.metrics.consumed(&message.topic);
                     let (key, job) = kind.route(&services, message);
                     dispatcher.dispatch(key, job);
                 }

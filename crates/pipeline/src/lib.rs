@@ -7,8 +7,10 @@
 //! keeps the messages of one alarm in order ([`dispatch`]), commits finished work, watches the
 //! brokers, and shuts down cleanly. [`daemon`] is everything a binary does, so that the
 //! binaries stay a few lines; [`commands`] holds its `check-config` and `send-test`
-//! subcommands; [`dev`] is the one-command demo (`--dev`).
+//! subcommands; [`dev`] is the one-command demo (`--dev`). [`admin`] starts the admin HTTP
+//! server and feeds it from the engine.
 
+pub mod admin;
 pub mod commands;
 pub mod daemon;
 pub mod destinations;

@@ -10,6 +10,8 @@ use futures::future::{BoxFuture, join_all};
 use monasca_kafka::{Received, Ticket};
 use monasca_model::{AlarmTransition, Notification};
 use monasca_notifiers::SendOutcome;
+use monasca_telemetry::DeadLetterReason;
+use tracing::Instrument;
 
 use crate::Services;
 use crate::stages::{self, Abandoned, Origin};
@@ -35,6 +37,7 @@ pub fn route(services: Arc<Services>, message: Received) -> (String, BoxFuture<'
                     message.partition,
                     message.offset
                 );
+                services.metrics.alarm_failed_parse();
                 let origin = Origin::from(&message);
                 let reason = format!("invalid alarm: {e}");
                 stages::dead_letter(
@@ -45,6 +48,9 @@ pub fn route(services: Arc<Services>, message: Received) -> (String, BoxFuture<'
                     &reason,
                 )
                 .await;
+                services
+                    .metrics
+                    .dead_lettered(DeadLetterReason::InvalidAlarm);
                 message.ticket.finish();
             }),
         ),
@@ -59,6 +65,7 @@ async fn handle_alarm(
     ticket: Ticket,
 ) {
     if notify_alarm(&services, &origin, alarm).await.is_ok() {
+        services.metrics.alarm_finished();
         ticket.finish();
     }
 }
@@ -71,6 +78,7 @@ async fn notify_alarm(
     let alarm_id = alarm.alarm_id.as_str();
     if !alarm.actions_enabled {
         tracing::debug!(alarm_id, "actions disabled, no notification");
+        services.metrics.alarm_no_notification();
         return Ok(());
     }
     if let Some(ttl) = services.config.alarm_processor.ttl {
@@ -80,6 +88,7 @@ async fn notify_alarm(
                 alarm_id,
                 "alarm is {age:.0} s old, past the ttl of {ttl} s: no notification"
             );
+            services.metrics.alarm_no_notification();
             return Ok(());
         }
     }
@@ -95,12 +104,17 @@ async fn notify_alarm(
             "no notification method for state {}",
             alarm.new_state
         );
+        services.metrics.alarm_no_notification();
         return Ok(());
     }
+    services.metrics.notifications_created(methods.len());
 
     let work = methods.into_iter().map(|method| {
+        // Every line logged for this notification, in any stage, carries its alarm and method.
+        // An error-level span, so that it is kept at any log level, not only at info.
+        let span = tracing::error_span!("notification", %alarm_id, method_id = %method.id);
         let notification = Notification::new(method, alarm.clone());
-        notify_once(services, origin, notification)
+        notify_once(services, origin, notification).instrument(span)
     });
     join_all(work).await;
     Ok(())
@@ -145,6 +159,11 @@ async fn notify_once(services: &Services, origin: &Origin, mut notification: Not
                 .await
             }
             SendOutcome::Failed(f) => {
+                let kind = if services.notifiers.get(&notification.method.kind).is_none() {
+                    DeadLetterReason::TypeNotEnabled
+                } else {
+                    DeadLetterReason::PermanentFailure
+                };
                 let reason = format!("method {}: {}", notification.method.id, f.reason);
                 stages::dead_letter(
                     services,
@@ -153,7 +172,8 @@ async fn notify_once(services: &Services, origin: &Origin, mut notification: Not
                     &notification.to_record(),
                     &reason,
                 )
-                .await
+                .await;
+                services.metrics.dead_lettered(kind);
             }
         }
     };

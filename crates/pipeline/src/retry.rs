@@ -11,6 +11,8 @@ use futures::future::BoxFuture;
 use monasca_kafka::{Received, Ticket};
 use monasca_model::Notification;
 use monasca_notifiers::SendOutcome;
+use monasca_telemetry::DeadLetterReason;
+use tracing::Instrument;
 
 use crate::Services;
 use crate::stages::{self, Abandoned, Origin};
@@ -35,10 +37,19 @@ pub(crate) fn rebuild(
 ) -> (String, BoxFuture<'static, ()>) {
     let origin = Origin::from(&message);
     match Notification::from_record(&message.payload) {
-        Ok(notification) => (
-            stages::record_key(&notification),
-            job(services, origin, notification, message.ticket),
-        ),
+        Ok(notification) => {
+            // Every line logged for this record, in any stage, carries its alarm and method.
+            // An error-level span, so that it is kept at any log level, not only at info.
+            let span = tracing::error_span!(
+                "notification",
+                alarm_id = %notification.alarm.alarm_id,
+                method_id = %notification.method.id,
+            );
+            (
+                stages::record_key(&notification),
+                Box::pin(job(services, origin, notification, message.ticket).instrument(span)),
+            )
+        }
         Err(e) => (
             format!("invalid/{}/{}", message.topic, message.partition),
             Box::pin(async move {
@@ -51,6 +62,9 @@ pub(crate) fn rebuild(
                     &reason,
                 )
                 .await;
+                services
+                    .metrics
+                    .dead_lettered(DeadLetterReason::InvalidRecord);
                 message.ticket.finish();
             }),
         ),
@@ -93,6 +107,7 @@ async fn retry_once(
 
     let key = stages::record_key(&notification);
     let kafka = &services.config.kafka;
+    services.metrics.retry(notification.retry_count + 1);
     match stages::attempt(services, &mut notification).await {
         SendOutcome::Sent => {
             stages::publish(
@@ -114,6 +129,13 @@ async fn retry_once(
             .await
         }
         SendOutcome::Failed(f) => {
+            let kind = if f.retryable {
+                DeadLetterReason::RetriesExhausted
+            } else if services.notifiers.get(&notification.method.kind).is_none() {
+                DeadLetterReason::TypeNotEnabled
+            } else {
+                DeadLetterReason::PermanentFailure
+            };
             let reason = if f.retryable {
                 format!(
                     "method {id}: gave up after {} retries ([retry_engine] max_attempts): {}",
@@ -129,7 +151,8 @@ async fn retry_once(
                 &notification.to_record(),
                 &reason,
             )
-            .await
+            .await;
+            services.metrics.dead_lettered(kind);
         }
     }
     Ok(())

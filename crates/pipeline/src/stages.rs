@@ -7,7 +7,7 @@
 //! acknowledged before it can be finished, and the shutdown bound caps the wait.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monasca_kafka::{DeadLetter, Received};
 use monasca_model::Notification;
@@ -73,8 +73,12 @@ where
 {
     let mut backoff = Duration::from_millis(250);
     loop {
+        let started = Instant::now();
         match query().await {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                services.metrics.store_query(started.elapsed());
+                return Ok(value);
+            }
             Err(e) => tracing::warn!("{what}: {e}; trying again in {} ms", backoff.as_millis()),
         }
         tokio::select! {
@@ -91,6 +95,7 @@ where
 pub async fn attempt(services: &Services, notification: &mut Notification) -> SendOutcome {
     notification.notification_timestamp = Some(now_secs());
     let Some(notifier) = services.notifiers.get(&notification.method.kind) else {
+        services.metrics.invalid_type();
         return SendOutcome::give_up(format!(
             "notification type {:?} is not enabled ([notification_types] enabled)",
             notification.method.kind
@@ -99,11 +104,26 @@ pub async fn attempt(services: &Services, notification: &mut Notification) -> Se
     let destination = notifier.destination(notification);
     let outcome = match services.destinations.enter(&destination).await {
         Ok(leave) => {
+            let started = Instant::now();
             let outcome = notifier.send(notification).await;
+            let (kind, elapsed) = (notification.method.kind.as_str(), started.elapsed());
+            match &outcome {
+                SendOutcome::Sent => services.metrics.sent(kind, elapsed),
+                SendOutcome::Failed(f) => services.metrics.send_failed(kind, f.retryable, elapsed),
+            }
             services.destinations.leave(leave, &outcome);
             outcome
         }
-        Err(skipped) => skipped,
+        Err(skipped) => {
+            if let SendOutcome::Failed(f) = &skipped {
+                services.metrics.send_failed(
+                    &notification.method.kind,
+                    f.retryable,
+                    Duration::ZERO,
+                );
+            }
+            skipped
+        }
     };
     match &outcome {
         SendOutcome::Sent => tracing::debug!(
@@ -126,20 +146,21 @@ pub async fn attempt(services: &Services, notification: &mut Notification) -> Se
 
 /// Writes one record and waits for the acknowledgement, trying again for as long as it takes.
 pub async fn publish(services: &Services, topic: &str, key: &str, payload: &[u8]) {
-    until_acknowledged(topic, || {
+    until_acknowledged(services, topic, || {
         services.producer.send(topic, Some(key.as_bytes()), payload)
     })
     .await
 }
 
 /// Repeats a write, backing off, until the broker acknowledges it.
-async fn until_acknowledged<F, Fut>(topic: &str, write: F)
+async fn until_acknowledged<F, Fut>(services: &Services, topic: &str, write: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), monasca_kafka::KafkaError>>,
 {
     let mut backoff = Duration::from_millis(100);
     while let Err(e) = write().await {
+        services.metrics.kafka_write_retry(topic);
         tracing::warn!(
             "writing to {topic} failed, trying again in {} ms: {e}",
             backoff.as_millis()
@@ -150,6 +171,7 @@ where
 }
 
 /// Writes `payload` to the dead-letter topic with `reason`, and waits for the acknowledgement.
+/// The caller counts it (`metrics.dead_lettered`), since only it knows the kind of reason.
 pub async fn dead_letter(
     services: &Services,
     origin: &Origin,
@@ -170,7 +192,7 @@ pub async fn dead_letter(
         partition: origin.partition,
         offset: origin.offset,
     };
-    until_acknowledged(topic, || {
+    until_acknowledged(services, topic, || {
         services
             .producer
             .send_dead_letter(topic, key, payload, &letter)

@@ -7,6 +7,7 @@
 //! Errors are not cached. Alarm states (the periodic path) are never cached.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -21,6 +22,10 @@ pub struct CachedStore {
     by_alarm: Cache<(String, String), Arc<Vec<NotificationMethod>>>,
     /// method id -> the method, or `None` if it was deleted.
     by_id: Cache<String, Option<NotificationMethod>>,
+    /// Method lookups asked of the cache, for [`MethodStore::cache_totals`].
+    lookups: AtomicU64,
+    /// Lookups that ran a query on `inner` (concurrent misses sharing one query count once).
+    misses: AtomicU64,
 }
 
 impl CachedStore {
@@ -36,6 +41,8 @@ impl CachedStore {
                 .time_to_live(ttl)
                 .max_capacity(capacity)
                 .build(),
+            lookups: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 }
@@ -48,6 +55,7 @@ impl MethodStore for CachedStore {
         state: &str,
     ) -> Result<Vec<NotificationMethod>, StoreError> {
         let key = (alarm_definition_id.to_string(), state.to_string());
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         // A plain read first: `try_get_with` costs several times more even on a hit, and hits
         // are almost every lookup under load.
         if let Some(methods) = self.by_alarm.get(&key).await {
@@ -55,6 +63,7 @@ impl MethodStore for CachedStore {
         }
         self.by_alarm
             .try_get_with(key, async {
+                self.misses.fetch_add(1, Ordering::Relaxed);
                 self.inner
                     .methods_for(alarm_definition_id, state)
                     .await
@@ -66,12 +75,16 @@ impl MethodStore for CachedStore {
     }
 
     async fn method(&self, id: &str) -> Result<Option<NotificationMethod>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         let key = id.to_string();
         if let Some(method) = self.by_id.get(&key).await {
             return Ok(method);
         }
         self.by_id
-            .try_get_with(key, self.inner.method(id))
+            .try_get_with(key, async {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.inner.method(id).await
+            })
             .await
             .map_err(|e| e.as_ref().clone())
     }
@@ -86,6 +99,12 @@ impl MethodStore for CachedStore {
 
     async fn ensure_method_types(&self, types: &[String]) -> Result<(), StoreError> {
         self.inner.ensure_method_types(types).await
+    }
+
+    fn cache_totals(&self) -> Option<(u64, u64)> {
+        let misses = self.misses.load(Ordering::Relaxed);
+        let lookups = self.lookups.load(Ordering::Relaxed);
+        Some((lookups.saturating_sub(misses), misses))
     }
 }
 
@@ -153,6 +172,9 @@ mod tests {
         assert_eq!(inner.queries.load(Ordering::SeqCst), 1);
         store.methods_for("d", "OK").await.unwrap();
         assert_eq!(inner.queries.load(Ordering::SeqCst), 2);
+        // The engine's hit and miss counters: 51 lookups, 2 of them queried the store.
+        assert_eq!(store.cache_totals(), Some((49, 2)));
+        assert_eq!(inner.cache_totals(), None);
     }
 
     #[tokio::test]

@@ -79,6 +79,12 @@ pub trait MethodStore: Send + Sync + 'static {
 
     /// Inserts the missing upper-case `types` into `notification_method_type` (query 4).
     async fn ensure_method_types(&self, types: &[String]) -> Result<(), StoreError>;
+
+    /// Running totals of method lookups (hits, misses) when this store is a cache, for the
+    /// engine's metrics; `None` otherwise. A miss is a lookup that queried the store behind.
+    fn cache_totals(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Opens the store that `[database] repo_driver` names.
