@@ -256,8 +256,10 @@ async fn failing_endpoint_is_retried_then_dead_lettered() {
     method(&db, "m-down", &receiver.url("down"), 0, &["ALARM"]).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&dir, &bootstrap, &db);
-    let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
-    let _retry = Daemon::start(RETRY_ENGINE, &config, &dir);
+    let engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
+    let retry = Daemon::start(RETRY_ENGINE, &config, &dir);
+    engine.wait_ready(Duration::from_secs(60)).await;
+    retry.wait_ready(Duration::from_secs(60)).await;
     let producer = producer(&bootstrap);
     produce(
         &producer,
@@ -309,8 +311,10 @@ async fn a_retry_succeeds_once_the_endpoint_recovers() {
     method(&db, "m-flaky", &receiver.url("flaky"), 0, &["ALARM"]).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&dir, &bootstrap, &db);
-    let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
-    let _retry = Daemon::start(RETRY_ENGINE, &config, &dir);
+    let engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
+    let retry = Daemon::start(RETRY_ENGINE, &config, &dir);
+    engine.wait_ready(Duration::from_secs(60)).await;
+    retry.wait_ready(Duration::from_secs(60)).await;
     let producer = producer(&bootstrap);
     produce(
         &producer,
@@ -346,7 +350,7 @@ async fn deleting_the_method_stops_its_retries() {
     method(&db, "m-del", &receiver.url("down"), 0, &["ALARM"]).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&dir, &bootstrap, &db);
-    let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
+    let mut engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
     let producer = producer(&bootstrap);
     produce(
         &producer,
@@ -361,6 +365,9 @@ async fn deleting_the_method_stops_its_retries() {
     let mut retries = TopicReader::new(&bootstrap, RETRY_TOPIC);
     assert_eq!(retries.wait_for(1, 10 * SECS).await.len(), 1);
 
+    // The notification engine's part is done; stopping it commits its work, so that the retry
+    // engine joining the group cannot make it redo the alarm.
+    assert!(engine.terminate(20 * SECS).success());
     db.delete_method("m-del").await.unwrap();
     let _retry = Daemon::start(RETRY_ENGINE, &config, &dir);
     tokio::time::sleep(6 * SECS).await;
@@ -384,8 +391,10 @@ async fn periodic_notifications_repeat_until_the_alarm_changes_state() {
     db.set_alarm("alarm-p", DEF, "ALARM").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(&dir, &bootstrap, &db);
-    let _engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
-    let _retry = Daemon::start(RETRY_ENGINE, &config, &dir);
+    let engine = Daemon::start(NOTIFICATION_ENGINE, &config, &dir);
+    let retry = Daemon::start(RETRY_ENGINE, &config, &dir);
+    engine.wait_ready(Duration::from_secs(60)).await;
+    retry.wait_ready(Duration::from_secs(60)).await;
     let producer = producer(&bootstrap);
     produce(
         &producer,

@@ -307,6 +307,28 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until `/readyz` answers 200: the daemon has its partitions and has heard from
+    /// its store. Tests that run both daemons in one consumer group wait for both before
+    /// producing, so that no rebalance happens while they work (a rebalance may redo work:
+    /// at least once, but not what such a test counts).
+    pub async fn wait_ready(&self, within: Duration) {
+        let url = format!("{}/readyz", self.admin_url(within));
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(answer) = reqwest::get(&url).await
+                && answer.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} not ready in time; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `http://ADDRESS` of the admin server, from the `admin listening on ADDRESS` log line.
     pub fn admin_url(&self, within: Duration) -> String {
         let deadline = Instant::now() + within;
