@@ -1,10 +1,16 @@
 //! Parsing and validation of the alarm transition that the threshold engine writes to
 //! `alarm_topic`.
 //!
-//! The message is kept as received (`raw`) because the notification record carries it on as
-//! `raw_alarm`, untouched, unknown keys included; the typed fields are only what the engines
-//! read.
+//! The inner object is kept as received, as JSON text, because the notification record carries
+//! it on as `raw_alarm`, untouched, unknown keys included; the typed fields are only what the
+//! engines read. Parsing reads the keys with borrowed values and builds no tree of JSON values:
+//! a map of the whole object ([`AlarmTransition::raw`]) is built only when a notifier asks.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Why a message of `alarm_topic` is not a usable alarm transition.
@@ -34,7 +40,7 @@ pub enum AlarmParseError {
 }
 
 /// One alarm state transition, as the threshold engine published it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct AlarmTransition {
     /// `tenantId`.
     pub tenant_id: String,
@@ -62,8 +68,22 @@ pub struct AlarmTransition {
     pub lifecycle_state: Option<String>,
     /// `timestamp`: milliseconds since the epoch, sent as an integer or a float.
     pub timestamp_ms: f64,
-    /// The whole inner object as received, unknown keys included, in their order.
-    pub raw: Map<String, Value>,
+    /// The inner object exactly as received. The record carries it on as `raw_alarm` and the
+    /// webhook body embeds its `metrics`, both verbatim, so the hot path never builds a tree of
+    /// JSON values for them.
+    raw_json: Box<RawValue>,
+    /// `metrics` exactly as received (validated to be a list).
+    metrics_json: Box<RawValue>,
+    /// The inner object as a map, built on first use by the notifiers that read inside it
+    /// (email, Teams, Jira, PagerDuty v2).
+    raw: OnceLock<Map<String, Value>>,
+}
+
+/// Equal when they were received as the same text (every field is read from it).
+impl PartialEq for AlarmTransition {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw_json.get() == other.raw_json.get()
+    }
 }
 
 const REQUIRED_KEYS: [&str; 13] = [
@@ -82,46 +102,83 @@ const REQUIRED_KEYS: [&str; 13] = [
     "metrics",
 ];
 
+/// The keys of one JSON object, each with its value's text, borrowed from the message.
+type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+
 impl AlarmTransition {
     /// Parses one message of `alarm_topic`: `{"alarm-transitioned": {...}}`.
     pub fn parse(bytes: &[u8]) -> Result<Self, AlarmParseError> {
-        let doc: Value =
+        let document: &RawValue =
             serde_json::from_slice(bytes).map_err(|e| AlarmParseError::NotJson(e.to_string()))?;
-        let Value::Object(mut outer) = doc else {
-            return Err(AlarmParseError::NotATransition);
-        };
-        match outer.remove("alarm-transitioned") {
-            Some(Value::Object(inner)) => Self::from_raw(inner),
-            _ => Err(AlarmParseError::NotATransition),
+        let outer: Fields<'_> =
+            serde_json::from_str(document.get()).map_err(|_| AlarmParseError::NotATransition)?;
+        match outer.get("alarm-transitioned") {
+            Some(inner) => Self::from_json(inner).map_err(|e| match e {
+                AlarmParseError::NotJson(_) => AlarmParseError::NotATransition,
+                other => other,
+            }),
+            None => Err(AlarmParseError::NotATransition),
         }
     }
 
-    /// Validates the inner transition object (the record's `raw_alarm`).
+    /// Validates the inner transition object given as a map (as a record's `raw_alarm` was
+    /// once read).
     pub fn from_raw(raw: Map<String, Value>) -> Result<Self, AlarmParseError> {
+        let json = serde_json::value::to_raw_value(&raw)
+            .map_err(|e| AlarmParseError::NotJson(e.to_string()))?;
+        Self::from_json(&json)
+    }
+
+    /// Validates the inner transition object given as JSON text (a record's `raw_alarm`).
+    /// An input that is not an object is [`AlarmParseError::NotJson`].
+    pub fn from_json(inner: &RawValue) -> Result<Self, AlarmParseError> {
+        let fields: Fields<'_> = serde_json::from_str(inner.get())
+            .map_err(|e| AlarmParseError::NotJson(e.to_string()))?;
         for key in REQUIRED_KEYS {
-            if !raw.contains_key(key) {
+            if !fields.contains_key(key) {
                 return Err(AlarmParseError::MissingKey(key));
             }
         }
-        if !raw["metrics"].is_array() {
-            return Err(wrong_type("metrics", "a list", &raw["metrics"]));
+        let metrics = fields["metrics"];
+        if !metrics.get().starts_with('[') {
+            return Err(wrong_type("metrics", "a list", metrics));
         }
         Ok(AlarmTransition {
-            tenant_id: string(&raw, "tenantId")?,
-            alarm_id: string(&raw, "alarmId")?,
-            alarm_definition_id: string(&raw, "alarmDefinitionId")?,
-            alarm_name: string(&raw, "alarmName")?,
-            alarm_description: optional_string(&raw, "alarmDescription")?,
-            old_state: string(&raw, "oldState")?,
-            new_state: string(&raw, "newState")?,
-            actions_enabled: flag(&raw, "actionsEnabled")?,
-            state_change_reason: string(&raw, "stateChangeReason")?,
-            severity: string(&raw, "severity")?,
-            link: optional_string(&raw, "link")?,
-            lifecycle_state: optional_string(&raw, "lifecycleState")?,
-            timestamp_ms: timestamp(&raw)?,
-            raw,
+            tenant_id: string(&fields, "tenantId")?,
+            alarm_id: string(&fields, "alarmId")?,
+            alarm_definition_id: string(&fields, "alarmDefinitionId")?,
+            alarm_name: string(&fields, "alarmName")?,
+            alarm_description: optional_string(&fields, "alarmDescription")?,
+            old_state: string(&fields, "oldState")?,
+            new_state: string(&fields, "newState")?,
+            actions_enabled: flag(&fields, "actionsEnabled")?,
+            state_change_reason: string(&fields, "stateChangeReason")?,
+            severity: string(&fields, "severity")?,
+            link: optional_string(&fields, "link")?,
+            lifecycle_state: optional_string(&fields, "lifecycleState")?,
+            timestamp_ms: timestamp(&fields)?,
+            metrics_json: metrics.to_owned(),
+            raw_json: inner.to_owned(),
+            raw: OnceLock::new(),
         })
+    }
+
+    /// The whole inner object as received, unknown keys included, in their order.
+    pub fn raw(&self) -> &Map<String, Value> {
+        self.raw.get_or_init(|| {
+            // It parsed as an object when the transition was built, so it parses again.
+            serde_json::from_str(self.raw_json.get()).unwrap_or_default()
+        })
+    }
+
+    /// The inner object's JSON text, exactly as received: the record's `raw_alarm`.
+    pub fn raw_json(&self) -> &RawValue {
+        &self.raw_json
+    }
+
+    /// The `metrics` list's JSON text, exactly as received.
+    pub fn metrics_json(&self) -> &RawValue {
+        &self.metrics_json
     }
 
     /// The alarm time in whole seconds (milliseconds / 1000, truncated): the record's
@@ -132,7 +189,7 @@ impl AlarmTransition {
 
     /// The raw `metrics` list (validated to be a list at parse time).
     pub fn metrics(&self) -> &[Value] {
-        self.raw
+        self.raw()
             .get("metrics")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
@@ -145,8 +202,8 @@ impl AlarmTransition {
     }
 }
 
-fn wrong_type(key: &'static str, expected: &'static str, found: &Value) -> AlarmParseError {
-    let mut found = found.to_string();
+fn wrong_type(key: &'static str, expected: &'static str, found: &RawValue) -> AlarmParseError {
+    let mut found = found.get().to_string();
     if found.len() > 64 {
         let mut cut = 64;
         while !found.is_char_boundary(cut) {
@@ -162,47 +219,51 @@ fn wrong_type(key: &'static str, expected: &'static str, found: &Value) -> Alarm
     }
 }
 
-fn string(raw: &Map<String, Value>, key: &'static str) -> Result<String, AlarmParseError> {
-    match raw.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(wrong_type(key, "a string", other)),
-        None => Err(AlarmParseError::MissingKey(key)),
-    }
+fn field<'a>(fields: &Fields<'a>, key: &'static str) -> Result<&'a RawValue, AlarmParseError> {
+    fields
+        .get(key)
+        .copied()
+        .ok_or(AlarmParseError::MissingKey(key))
+}
+
+fn string(fields: &Fields<'_>, key: &'static str) -> Result<String, AlarmParseError> {
+    let value = field(fields, key)?;
+    serde_json::from_str(value.get()).map_err(|_| wrong_type(key, "a string", value))
 }
 
 fn optional_string(
-    raw: &Map<String, Value>,
+    fields: &Fields<'_>,
     key: &'static str,
 ) -> Result<Option<String>, AlarmParseError> {
-    match raw.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(wrong_type(key, "a string or null", other)),
+    match fields.get(key) {
+        None => Ok(None),
+        Some(value) => serde_json::from_str(value.get())
+            .map_err(|_| wrong_type(key, "a string or null", value)),
     }
 }
 
-fn flag(raw: &Map<String, Value>, key: &'static str) -> Result<bool, AlarmParseError> {
-    match raw.get(key) {
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::Number(n)) if n.as_f64() == Some(0.0) => Ok(false),
-        Some(Value::Number(n)) if n.as_f64() == Some(1.0) => Ok(true),
-        Some(other) => Err(wrong_type(key, "a boolean or 0/1", other)),
-        None => Err(AlarmParseError::MissingKey(key)),
+fn flag(fields: &Fields<'_>, key: &'static str) -> Result<bool, AlarmParseError> {
+    let value = field(fields, key)?;
+    match serde_json::from_str::<Value>(value.get()) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(Value::Number(n)) if n.as_f64() == Some(0.0) => Ok(false),
+        Ok(Value::Number(n)) if n.as_f64() == Some(1.0) => Ok(true),
+        _ => Err(wrong_type(key, "a boolean or 0/1", value)),
     }
 }
 
-fn timestamp(raw: &Map<String, Value>) -> Result<f64, AlarmParseError> {
-    match raw.get("timestamp") {
-        Some(Value::Number(n)) => match n.as_f64() {
+fn timestamp(fields: &Fields<'_>) -> Result<f64, AlarmParseError> {
+    let value = field(fields, "timestamp")?;
+    match serde_json::from_str::<Value>(value.get()) {
+        Ok(Value::Number(n)) => match n.as_f64() {
             Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms),
             _ => Err(wrong_type(
                 "timestamp",
                 "milliseconds since the epoch",
-                &raw["timestamp"],
+                value,
             )),
         },
-        Some(other) => Err(wrong_type("timestamp", "a number of milliseconds", other)),
-        None => Err(AlarmParseError::MissingKey("timestamp")),
+        _ => Err(wrong_type("timestamp", "a number of milliseconds", value)),
     }
 }
 
@@ -298,8 +359,8 @@ mod tests {
     #[test]
     fn unknown_keys_are_kept_in_order() {
         let a = parse(&sample()).unwrap();
-        assert_eq!(a.raw["subAlarms"], json!([]));
-        let keys: Vec<_> = a.raw.keys().map(String::as_str).collect();
+        assert_eq!(a.raw()["subAlarms"], json!([]));
+        let keys: Vec<_> = a.raw().keys().map(String::as_str).collect();
         assert_eq!(keys.first(), Some(&"tenantId"));
         let dims: Vec<_> = a.metrics()[0]["dimensions"]
             .as_object()

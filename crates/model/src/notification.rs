@@ -8,8 +8,12 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::AlarmTransition;
 use crate::alarm::AlarmParseError;
@@ -77,7 +81,7 @@ impl Notification {
             address: &self.method.address,
             period: self.method.period,
             retry_count: self.retry_count,
-            raw_alarm: &a.raw,
+            raw_alarm: a.raw_json(),
             alarm_id: &a.alarm_id,
             alarm_name: &a.alarm_name,
             alarm_timestamp: a.timestamp_secs(),
@@ -95,45 +99,54 @@ impl Notification {
 
     /// Rebuilds a notification from its record.
     pub fn from_record(bytes: &[u8]) -> Result<Self, RecordParseError> {
-        let value: Value = serde_json::from_slice(bytes)
+        let document: &RawValue = serde_json::from_slice(bytes)
             .map_err(|e| RecordParseError::NotAnObject(e.to_string()))?;
-        let Value::Object(mut record) = value else {
-            return Err(RecordParseError::NotAnObject("not an object".into()));
+        let record: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(document.get())
+            .map_err(|_| RecordParseError::NotAnObject("not an object".into()))?;
+        // Small values (strings, numbers) are parsed one by one; `raw_alarm` is kept as text.
+        let value = |key: &'static str| -> Result<Value, RecordParseError> {
+            match record.get(key) {
+                None => Ok(Value::Null),
+                Some(raw) => {
+                    serde_json::from_str(raw.get()).map_err(|_| RecordParseError::BadKey(key))
+                }
+            }
         };
-        let text = |record: &Map<String, Value>, key: &'static str| match record.get(key) {
-            Some(Value::String(s)) => Ok(s.clone()),
+        let text = |key: &'static str| match value(key)? {
+            Value::String(s) => Ok(s),
             _ => Err(RecordParseError::BadKey(key)),
         };
         let method = NotificationMethod {
-            id: text(&record, "id")?,
-            name: text(&record, "name")?,
-            kind: text(&record, "type")?.to_ascii_lowercase(),
-            address: text(&record, "address")?,
-            period: match record.get("period") {
-                None | Some(Value::Null) => 0,
-                Some(v) => v.as_i64().ok_or(RecordParseError::BadKey("period"))?,
+            id: text("id")?,
+            name: text("name")?,
+            kind: text("type")?.to_ascii_lowercase(),
+            address: text("address")?,
+            period: match value("period")? {
+                Value::Null => 0,
+                v => v.as_i64().ok_or(RecordParseError::BadKey("period"))?,
             },
         };
-        let retry_count = match record.get("retry_count") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v
+        let retry_count = match value("retry_count")? {
+            Value::Null => 0,
+            v => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or(RecordParseError::BadKey("retry_count"))?,
         };
-        let notification_timestamp = match record.get("notification_timestamp") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
+        let notification_timestamp = match value("notification_timestamp")? {
+            Value::Null => None,
+            v => Some(
                 v.as_f64()
                     .ok_or(RecordParseError::BadKey("notification_timestamp"))?,
             ),
         };
-        let Some(Value::Object(raw)) = record.remove("raw_alarm") else {
-            return Err(RecordParseError::BadKey("raw_alarm"));
+        let raw = match record.get("raw_alarm") {
+            Some(raw) if raw.get().starts_with('{') => *raw,
+            _ => return Err(RecordParseError::BadKey("raw_alarm")),
         };
         Ok(Notification {
             method,
-            alarm: Arc::new(AlarmTransition::from_raw(raw)?),
+            alarm: Arc::new(AlarmTransition::from_json(raw)?),
             retry_count,
             notification_timestamp,
         })
@@ -153,18 +166,17 @@ impl Notification {
 
     fn common_body_ref(&self) -> CommonBody<'_> {
         let a = &*self.alarm;
-        let raw = |key: &str| a.raw.get(key).unwrap_or(&Value::Null);
         CommonBody {
             alarm_id: &a.alarm_id,
-            alarm_definition_id: raw("alarmDefinitionId"),
+            alarm_definition_id: &a.alarm_definition_id,
             alarm_name: &a.alarm_name,
-            alarm_description: raw("alarmDescription"),
+            alarm_description: a.alarm_description.as_deref(),
             alarm_timestamp: a.timestamp_secs(),
             state: &a.new_state,
-            old_state: raw("oldState"),
+            old_state: &a.old_state,
             message: &a.state_change_reason,
             tenant_id: &a.tenant_id,
-            metrics: raw("metrics"),
+            metrics: a.metrics_json(),
         }
     }
 }
@@ -180,7 +192,7 @@ struct Record<'a> {
     address: &'a str,
     period: i64,
     retry_count: u32,
-    raw_alarm: &'a Map<String, Value>,
+    raw_alarm: &'a RawValue,
     alarm_id: &'a str,
     alarm_name: &'a str,
     alarm_timestamp: i64,
@@ -197,15 +209,15 @@ struct Record<'a> {
 #[derive(Serialize)]
 struct CommonBody<'a> {
     alarm_id: &'a str,
-    alarm_definition_id: &'a Value,
+    alarm_definition_id: &'a str,
     alarm_name: &'a str,
-    alarm_description: &'a Value,
+    alarm_description: Option<&'a str>,
     alarm_timestamp: i64,
     state: &'a str,
-    old_state: &'a Value,
+    old_state: &'a str,
     message: &'a str,
     tenant_id: &'a str,
-    metrics: &'a Value,
+    metrics: &'a RawValue,
 }
 
 #[cfg(test)]
@@ -334,5 +346,18 @@ mod tests {
         assert_eq!(keys[0], "alarm_id");
         assert_eq!(keys[9], "metrics");
         assert_eq!(sent["metrics"][0]["dimensions"]["hostname"], "h1");
+    }
+
+    #[test]
+    fn raw_alarm_is_passed_on_byte_for_byte() {
+        let inner = r#"{"tenantId":"t1","alarmId":"a1","alarmDefinitionId":"d1","alarmName":"caf\u00e9 1.10","oldState":"OK","newState":"ALARM","actionsEnabled":1,"stateChangeReason":"x","severity":"LOW","link":null,"lifecycleState":null,"metrics":[{"dimensions":{"z":"1","a":"2"}}],"timestamp":1556703552000.0,"big":12345678901234567890123}"#;
+        let message = format!(r#"{{"alarm-transitioned": {inner}}}"#);
+        let alarm = Arc::new(AlarmTransition::parse(message.as_bytes()).unwrap());
+        let record = Notification::new(method(), alarm).to_record();
+        let text = String::from_utf8(record).unwrap();
+        assert!(text.contains(&format!(r#""raw_alarm":{inner}"#)), "{text}");
+        let again = Notification::from_record(text.as_bytes()).unwrap();
+        assert_eq!(again.alarm.raw_json().get(), inner);
+        assert_eq!(again.alarm.alarm_name, "café 1.10");
     }
 }

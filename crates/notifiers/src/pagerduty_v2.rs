@@ -289,11 +289,11 @@ mod tests {
         assert_eq!(body["event_action"], "trigger");
         assert!(body.get("links").is_none());
 
-        let mut alarm = (*n.alarm).clone();
-        alarm.state_change_reason = "é".repeat(5000);
-        alarm.raw.insert("metrics".into(), json!([]));
-        alarm.severity = "CRITICAL".into();
-        n.alarm = Arc::new(alarm);
+        let mut raw = n.alarm.raw().clone();
+        raw.insert("stateChangeReason".into(), json!("é".repeat(5000)));
+        raw.insert("metrics".into(), json!([]));
+        raw.insert("severity".into(), json!("CRITICAL"));
+        n.alarm = Arc::new(AlarmTransition::from_raw(raw).unwrap());
         let body = event(&n);
         let summary = body["payload"]["summary"].as_str().unwrap();
         assert_eq!(summary.chars().count(), 1024);
