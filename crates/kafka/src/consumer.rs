@@ -155,9 +155,17 @@ impl ConsumerContext for TrackingContext {
         tracing::info!(partitions = ?keys, "partitions revoked");
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
+                // librdkafka keeps an application's pause through a revocation and a new
+                // assignment of the same partition, but the waiter that would have resumed it
+                // stopped at the revocation: a partition paused for its budget when the group
+                // rebalanced (after a broker outage, a member leaving) would never be fetched
+                // again. Every assignment starts unpaused; a full budget pauses it anew.
+                if let Err(e) = consumer.resume(list) {
+                    tracing::warn!("resuming newly assigned partitions: {e}");
+                }
                 let keys: Vec<_> = list
                     .elements()
                     .iter()
