@@ -280,7 +280,8 @@ impl RetryEngineConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EngineConfig {
-    /// Messages being worked on at once; bounds memory and the duplicates after a crash.
+    /// Messages of one partition in flight at once, from being read until a commit covers
+    /// them; bounds memory and the duplicates after a crash (per partition).
     pub max_in_flight: usize,
     /// Seconds between offset commits.
     pub commit_interval: f64,
