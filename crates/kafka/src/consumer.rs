@@ -111,7 +111,8 @@ struct Shared {
     /// [`TrackedConsumer::commit`] once the broker has the commit, dropped on revocation.
     /// Locked after `tracker`, never before.
     held: Mutex<HashMap<PartitionKey, BTreeMap<i64, OwnedSemaphorePermit>>>,
-    /// Set when a partition ran out of slots; the engine's committer commits at once.
+    /// Set when a partition ran out of slots (a message had to wait, or a message finished
+    /// while none was free); the engine's committer commits at once.
     commit_wanted: Notify,
 }
 
@@ -330,6 +331,9 @@ impl TrackedConsumer {
         if first_to_wait {
             self.pause(&key);
             self.spawn_waiter(key, budget.slots.clone(), budget.epoch);
+            // Slots held by finished messages come back only with a commit: ask for one now
+            // rather than stall until the next commit interval.
+            self.shared.commit_wanted.notify_one();
         }
         None
     }
