@@ -50,6 +50,9 @@ pub struct Receiver {
     pub base: String,
     calls: Arc<Mutex<Vec<(String, Value)>>>,
     statuses: Arc<Mutex<HashMap<String, u16>>>,
+    /// How long the receiver takes to answer, per path (none by default): keeps sends in
+    /// flight long enough for a fault to land on them.
+    delays: Arc<Mutex<HashMap<String, Duration>>>,
 }
 
 impl Receiver {
@@ -76,6 +79,21 @@ impl Receiver {
             .lock()
             .unwrap()
             .insert(path.to_string(), status);
+    }
+
+    /// Answers on `path` only after `delay`.
+    pub fn delay(&self, path: &str, delay: Duration) {
+        self.delays.lock().unwrap().insert(path.to_string(), delay);
+    }
+
+    /// How many calls `path` received so far.
+    pub fn count(&self, path: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .count()
     }
 
     /// Bodies received on `path`, in order.
@@ -107,7 +125,12 @@ async fn receive(
     body: String,
 ) -> StatusCode {
     let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    // Recorded on arrival, as a real endpoint acts on it (pages someone) before it answers.
     receiver.calls.lock().unwrap().push((path.clone(), value));
+    let delay = receiver.delays.lock().unwrap().get(&path).copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let status = receiver
         .statuses
         .lock()
@@ -359,6 +382,22 @@ impl Daemon {
             .status()
             .unwrap();
         self.wait(within)
+    }
+
+    /// SIGKILL: no shutdown at all, as in a crash or an OOM kill; returns once it is gone.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        // `Child::kill` is SIGKILL on Unix.
+        child.kill().expect("SIGKILL the daemon");
+        child.wait().expect("reap the daemon");
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().unwrap().is_none(),
+            None => false,
+        }
     }
 
     pub fn wait(&mut self, within: Duration) -> ExitStatus {

@@ -287,8 +287,8 @@ impl RetryEngineConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EngineConfig {
-    /// Messages of one partition being worked on at once; bounds memory and the duplicates
-    /// after a crash.
+    /// Messages of one partition in flight at once, from being read until a commit covers
+    /// them; bounds memory and the duplicates after a crash (per partition).
     pub max_in_flight: usize,
     /// Sends to one destination (a webhook host and port, or a notifier's service) at once.
     pub max_sends_per_destination: usize,

@@ -9,12 +9,15 @@
 //! Each partition has its own budget of messages in flight. When a partition's budget is spent
 //! the partition is paused and its next messages wait, while the other partitions keep flowing:
 //! a partition full of records that are not due yet, or of alarms for a slow destination, never
-//! holds up the rest.
+//! holds up the rest. A message keeps its slot from the moment it is handed out until a commit
+//! covers it, not merely until it is finished: what a crash makes the next owner redo is exactly
+//! the uncommitted messages, so the budget bounds the duplicates a crash can cause. A partition
+//! that runs out of slots asks for a commit at once rather than waiting for the next tick.
 //!
 //! On a rebalance, finished work of the revoked partitions is committed before they go, and
 //! their unfinished work is let go: its tickets become stale and the new owner redoes it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,7 +27,7 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::offsets::{OffsetTracker, PartitionKey};
 
@@ -59,14 +62,35 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    /// Marks the message as fully handled.
+    /// Marks the message as fully handled. Its slot stays taken until a commit covers it.
     pub fn finish(self) {
-        self.shared.lock_tracker().finish(
-            &self.topic,
-            self.partition,
-            self.offset,
-            self.generation,
-        );
+        let Ticket {
+            shared,
+            topic,
+            partition,
+            offset,
+            generation,
+            _slot: slot,
+        } = self;
+        let saturated = slot.semaphore().available_permits() == 0;
+        let mut tracker = shared.lock_tracker();
+        if !tracker.is_current(&topic, partition, generation) {
+            // Revoked since: the slot is not this member's to hold any more.
+            return;
+        }
+        tracker.finish(&topic, partition, offset, generation);
+        // Under the tracker's lock, so that a revocation cannot slip in between.
+        shared
+            .lock_held()
+            .entry((topic.to_string(), partition))
+            .or_default()
+            .insert(offset, slot);
+        drop(tracker);
+        if saturated {
+            // The partition is out of slots and only a commit frees them: do not wait for
+            // the commit interval.
+            shared.commit_wanted.notify_one();
+        }
     }
 
     /// Whether the partition is still ours; work on a stale ticket will be redone elsewhere.
@@ -85,6 +109,13 @@ struct Shared {
     per_partition_limit: usize,
     /// Consumer lag per assigned partition, from librdkafka's last statistics.
     lag: Mutex<Vec<(String, i32, i64)>>,
+    /// Slots of finished messages not yet covered by a commit, by offset; released by
+    /// [`TrackedConsumer::commit`] once the broker has the commit, dropped on revocation.
+    /// Locked after `tracker`, never before.
+    held: Mutex<HashMap<PartitionKey, BTreeMap<i64, OwnedSemaphorePermit>>>,
+    /// Set when a partition ran out of slots (a message had to wait, or a message finished
+    /// while none was free); the engine's committer commits at once.
+    commit_wanted: Notify,
 }
 
 /// The in-flight budget of one partition, and the messages waiting for it while it is paused.
@@ -99,6 +130,14 @@ struct PartitionBudget {
 impl Shared {
     fn lock_tracker(&self) -> MutexGuard<'_, OffsetTracker> {
         self.tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_held(
+        &self,
+    ) -> MutexGuard<'_, HashMap<PartitionKey, BTreeMap<i64, OwnedSemaphorePermit>>> {
+        self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -163,9 +202,11 @@ impl ConsumerContext for TrackingContext {
             }
         }
         let mut tracker = self.shared.lock_tracker();
+        let mut held = self.shared.lock_held();
         let mut partitions = self.shared.lock_partitions();
         for key in &keys {
             tracker.revoke(key);
+            held.remove(key);
             if let Some(budget) = partitions.get_mut(key) {
                 budget.waiting.clear();
                 budget.epoch += 1;
@@ -174,9 +215,17 @@ impl ConsumerContext for TrackingContext {
         tracing::info!(partitions = ?keys, "partitions revoked");
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
+                // librdkafka keeps an application's pause through a revocation and a new
+                // assignment of the same partition, but the waiter that would have resumed it
+                // stopped at the revocation: a partition paused for its budget when the group
+                // rebalanced (after a broker outage, a member leaving) would never be fetched
+                // again. Every assignment starts unpaused; a full budget pauses it anew.
+                if let Err(e) = consumer.resume(list) {
+                    tracing::warn!("resuming newly assigned partitions: {e}");
+                }
                 let keys: Vec<_> = list
                     .elements()
                     .iter()
@@ -223,6 +272,8 @@ impl TrackedConsumer {
             partitions: Mutex::new(HashMap::new()),
             per_partition_limit: per_partition_limit.max(1),
             lag: Mutex::new(Vec::new()),
+            held: Mutex::new(HashMap::new()),
+            commit_wanted: Notify::new(),
         });
         let mut config = client.clone();
         config
@@ -302,6 +353,9 @@ impl TrackedConsumer {
         if first_to_wait {
             self.pause(&key);
             self.spawn_waiter(key, budget.slots.clone(), budget.epoch);
+            // Slots held by finished messages come back only with a commit: ask for one now
+            // rather than stall until the next commit interval.
+            self.shared.commit_wanted.notify_one();
         }
         None
     }
@@ -396,10 +450,21 @@ impl TrackedConsumer {
         self.consumer
             .commit(&commit_list(&offsets)?, CommitMode::Sync)?;
         let mut tracker = self.shared.lock_tracker();
+        let mut held = self.shared.lock_held();
         for (key, position) in &offsets {
             tracker.committed(key, *position);
+            if let Some(slots) = held.get_mut(key) {
+                // Everything below the committed position is safe from a crash now.
+                *slots = slots.split_off(position);
+            }
         }
         Ok(offsets.len())
+    }
+
+    /// Resolves when a partition ran out of slots that only a commit can free; the committer
+    /// should then commit without waiting for its interval.
+    pub async fn commit_wanted(&self) {
+        self.shared.commit_wanted.notified().await;
     }
 
     /// [`commit`](Self::commit) on a blocking thread.

@@ -209,7 +209,8 @@ pub async fn run(kind: EngineKind, services: Arc<Services>) -> Result<(), Engine
     result
 }
 
-/// Commits finished runs every `interval`, until shutdown (the last commit is `close`'s).
+/// Commits finished runs every `interval`, and at once when a partition is out of slots (a
+/// slot is only freed by a commit), until shutdown (the last commit is `close`'s).
 async fn commit_loop(
     consumer: Arc<TrackedConsumer>,
     interval: Duration,
@@ -221,6 +222,7 @@ async fn commit_loop(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+            _ = consumer.commit_wanted() => {}
         }
         match consumer.commit_in_background().await {
             Ok(0) => {}

@@ -65,9 +65,14 @@ impl std::fmt::Debug for TestDatabase {
 /// The server to use: [`URL_VARIABLE`] or [`DEFAULT_URL`], no database selected, TCP only.
 fn server_opts() -> Result<Opts, StoreError> {
     let url = std::env::var(URL_VARIABLE).unwrap_or_else(|_| DEFAULT_URL.to_owned());
-    let opts = Opts::from_url(&url).map_err(|e| {
-        StoreError::Config(format!("{URL_VARIABLE}: not a usable mysql:// URL: {e}"))
-    })?;
+    server_opts_from(&url, URL_VARIABLE)
+}
+
+/// The server at `url`, no database selected, TCP only; `source` names where the URL came
+/// from in the error.
+fn server_opts_from(url: &str, source: &str) -> Result<Opts, StoreError> {
+    let opts = Opts::from_url(url)
+        .map_err(|e| StoreError::Config(format!("{source}: not a usable mysql:// URL: {e}")))?;
     Ok(OptsBuilder::from_opts(opts)
         .db_name(None::<String>)
         .prefer_socket(false)
@@ -158,7 +163,16 @@ fn statements(schema: &str) -> Vec<String> {
 impl TestDatabase {
     /// Creates `mn_test_<uuid>` on the server and loads [`SCHEMA`] into it.
     pub async fn new() -> Result<TestDatabase, StoreError> {
-        let server = server_opts()?;
+        TestDatabase::create(server_opts()?).await
+    }
+
+    /// [`TestDatabase::new`] on the server at `url` (`mysql://user:pass@host:port`) instead of
+    /// the shared one: for a test that runs, stops and restarts a server of its own.
+    pub async fn new_on(url: &str) -> Result<TestDatabase, StoreError> {
+        TestDatabase::create(server_opts_from(url, "TestDatabase::new_on")?).await
+    }
+
+    async fn create(server: Opts) -> Result<TestDatabase, StoreError> {
         let name = format!("{NAME_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let mut conn = server_conn(&server).await?;
         bounded(
