@@ -117,6 +117,25 @@ pub async fn run(kind: EngineKind, command: Command) -> ExitCode {
 }
 
 /// Prints every problem as the daemon would at start; exit code 2.
+/// The configuration, its warnings and the notifiers built from it, as the daemon builds them
+/// before it reads anything (templates, TLS settings, e-mail security): a file that passes here
+/// must not fail there. On a problem, it is reported and the exit code returned.
+fn load_with_notifiers(
+    name: &str,
+    file: Option<&Path>,
+) -> Result<(Config, Vec<String>, Notifiers), ExitCode> {
+    let (config, warnings) = load_config(file).map_err(|e| report_problems(name, &e))?;
+    let notifiers = Notifiers::from_config(&config).map_err(|e| {
+        report_problems(
+            name,
+            &ConfigError {
+                problems: vec![e.to_string()],
+            },
+        )
+    })?;
+    Ok((config, warnings, notifiers))
+}
+
 fn report_problems(name: &str, error: &ConfigError) -> ExitCode {
     for problem in &error.problems {
         eprintln!("{name}: configuration: {problem}");
@@ -145,22 +164,9 @@ fn check_config(name: &str, file: Option<&Path>) -> ExitCode {
             overrides.join(", ")
         );
     }
-    let (config, warnings) = match load_config(file) {
+    let (config, warnings, notifiers) = match load_with_notifiers(name, file) {
         Ok(loaded) => loaded,
-        Err(e) => return report_problems(name, &e),
-    };
-    // The daemon builds the notifiers before it reads anything (templates, TLS settings,
-    // e-mail security); a file that passes here must not fail there.
-    let notifiers = match Notifiers::from_config(&config) {
-        Ok(notifiers) => notifiers,
-        Err(e) => {
-            return report_problems(
-                name,
-                &ConfigError {
-                    problems: vec![e.to_string()],
-                },
-            );
-        }
+        Err(code) => return code,
     };
     println!("# notifiers: {}", notifiers.kinds().join(", "));
     if warnings.is_empty() {
@@ -201,20 +207,9 @@ fn environment_overrides() -> Vec<String> {
 
 /// `send-test`.
 async fn send_test(name: &str, args: SendTestArgs) -> ExitCode {
-    let config = match load_config(args.config.as_deref()) {
-        Ok((config, _warnings)) => config,
-        Err(e) => return report_problems(name, &e),
-    };
-    let notifiers = match Notifiers::from_config(&config) {
-        Ok(notifiers) => notifiers,
-        Err(e) => {
-            return report_problems(
-                name,
-                &ConfigError {
-                    problems: vec![e.to_string()],
-                },
-            );
-        }
+    let (config, _warnings, notifiers) = match load_with_notifiers(name, args.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let method = match (&args.method_id, &args.kind, &args.address) {
         (Some(id), _, _) => match stored_method(&config, id).await {

@@ -10,7 +10,6 @@
 //! - `testing` (cargo feature `testing`): throw-away MariaDB databases loaded with
 //!   `schema/mon.sql`, for the tests of this crate and of the engines.
 
-
 mod cache;
 mod file;
 mod mysql;

@@ -12,7 +12,6 @@
 //! handles created up front; statsd lines go through a bounded queue to a sender thread, and a
 //! full queue or a failed send drops the line and counts it.
 
-
 pub mod admin;
 mod health;
 mod metrics;
