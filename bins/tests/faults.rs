@@ -812,8 +812,11 @@ async fn an_endpoint_that_always_fails_ends_every_notification_on_the_dead_lette
     let bench = Bench::new(&settings).await;
     bench.receiver.answer(HOOK, 503);
     let ids = alarm_ids("dead", ALARMS);
-    let _engine = bench.start(NOTIFICATION_ENGINE);
-    let _retry = bench.start(RETRY_ENGINE);
+    let engine = bench.start(NOTIFICATION_ENGINE);
+    let retry = bench.start(RETRY_ENGINE);
+    // Exact counts: no rebalance (the second daemon joining the group) may redo work meanwhile.
+    engine.wait_ready(60 * SECS).await;
+    retry.wait_ready(60 * SECS).await;
     let producer = producer(&bench.bootstrap);
     produce_alarms(&producer, &ids).await;
 
