@@ -52,6 +52,14 @@ struct Args {
     /// others.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=99))]
     dead_percent: u64,
+    /// An extra librdkafka property for the engines, as KEY=VALUE (repeatable): for trying
+    /// client tuning without editing the benchmark.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    kafka_properties: Vec<String>,
+    /// Directory to keep the engines' logs in (`engine.log`, `retry.log`); by default they
+    /// go to a temporary directory removed at the end.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
     /// Directory holding the release binaries.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -318,6 +326,18 @@ fn start_engine(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> 
         })
 }
 
+/// `--kafka-property` values as TOML lines of `[kafka.client_properties]`.
+fn extra_properties(properties: &[String]) -> anyhow::Result<String> {
+    let mut lines = String::new();
+    for property in properties {
+        let Some((key, value)) = property.split_once('=') else {
+            bail!("--kafka-property {property:?}: expected KEY=VALUE");
+        };
+        lines.push_str(&format!("{key:?} = {value:?}\n"));
+    }
+    Ok(lines)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -363,6 +383,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mysql = db.mysql_config();
     let dir = tempfile::tempdir()?;
+    let log_dir = args.log_dir.clone().unwrap_or_else(|| dir.path().to_path_buf());
     let config = dir.path().join("bench.toml");
     // The mock broker answers a fetch that finds no data only after the full
     // `fetch.wait.max.ms` (librdkafka's default: 500 ms), even if data arrives meanwhile; a real
@@ -371,8 +392,9 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[admin]\nnotification_engine_listen = \"\"\nretry_engine_listen = \"\"\n[retry_engine]\ninterval = 1\n[destinations]\nallow = [\"127.0.0.0/8\"]\n[kafka.client_properties]\n\"fetch.wait.max.ms\" = \"5\"\n",
-            mysql.host, mysql.port, mysql.user, mysql.passwd, mysql.db
+            "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[admin]\nnotification_engine_listen = \"\"\nretry_engine_listen = \"\"\n[retry_engine]\ninterval = 1\n[destinations]\nallow = [\"127.0.0.0/8\"]\n[kafka.client_properties]\n\"fetch.wait.max.ms\" = \"5\"\n{}",
+            mysql.host, mysql.port, mysql.user, mysql.passwd, mysql.db,
+            extra_properties(&args.kafka_properties)?
         ),
     )?;
 
@@ -386,7 +408,7 @@ async fn main() -> anyhow::Result<()> {
     let mut engine = start_engine(
         &args.bin_dir.join("notification-engine"),
         &config,
-        &dir.path().join("engine.log"),
+        &log_dir.join("engine.log"),
     )?;
     let pid = engine.id();
     warm_up(
@@ -491,7 +513,7 @@ async fn main() -> anyhow::Result<()> {
         let mut retry = start_engine(
             &args.bin_dir.join("retry-engine"),
             &config,
-            &dir.path().join("retry.log"),
+            &log_dir.join("retry.log"),
         )?;
         // Warm up as for the notification engine: in the group, caches and connections warm.
         seen.count.store(0, Ordering::Relaxed);
