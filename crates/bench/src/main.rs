@@ -383,7 +383,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let mysql = db.mysql_config();
     let dir = tempfile::tempdir()?;
-    let log_dir = args.log_dir.clone().unwrap_or_else(|| dir.path().to_path_buf());
+    let log_dir = args
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| dir.path().to_path_buf());
     let config = dir.path().join("bench.toml");
     // The mock broker answers a fetch that finds no data only after the full
     // `fetch.wait.max.ms` (librdkafka's default: 500 ms), even if data arrives meanwhile; a real
@@ -393,7 +396,11 @@ async fn main() -> anyhow::Result<()> {
         &config,
         format!(
             "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[admin]\nnotification_engine_listen = \"\"\nretry_engine_listen = \"\"\n[retry_engine]\ninterval = 1\n[destinations]\nallow = [\"127.0.0.0/8\"]\n[kafka.client_properties]\n\"fetch.wait.max.ms\" = \"5\"\n{}",
-            mysql.host, mysql.port, mysql.user, mysql.passwd, mysql.db,
+            mysql.host,
+            mysql.port,
+            mysql.user,
+            mysql.passwd,
+            mysql.db,
             extra_properties(&args.kafka_properties)?
         ),
     )?;

@@ -287,16 +287,22 @@ impl RetryEngineConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EngineConfig {
-    /// Messages of one partition in flight at once, from being read until a commit covers
-    /// them; bounds memory and the duplicates after a crash (per partition).
+    /// Messages of one partition handed out and not finished, at once: what one partition stuck
+    /// behind slow work can hold, and (with the total) the duplicates a crash can cause.
     pub max_in_flight: usize,
+    /// Messages of all partitions handed out and not finished, at once: bounds memory whatever
+    /// the number of partitions.
+    pub max_in_flight_total: usize,
     /// Sends to one destination (a webhook host and port, or a notifier's service) at once.
     pub max_sends_per_destination: usize,
     /// Sends to one destination in a row that got no answer (timeout, refused connection)
     /// before it is considered down and skipped for `destination_cooldown` seconds.
     pub destination_failure_threshold: u32,
-    /// Seconds a destination considered down is skipped before it is tried again.
+    /// Seconds a destination considered down is skipped before one trial send goes to it.
     pub destination_cooldown: u64,
+    /// Seconds a send may wait for its turn at a destination that already has
+    /// `max_sends_per_destination` sends in flight, before it counts as a failed attempt.
+    pub destination_wait_timeout: f64,
     /// Seconds between offset commits.
     pub commit_interval: f64,
     /// Seconds a SIGTERM waits for in-flight work before exiting anyway.
@@ -309,10 +315,12 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_in_flight: 512,
+            max_in_flight_total: 2048,
             max_sends_per_destination: 64,
             destination_failure_threshold: 5,
             destination_cooldown: 30,
-            commit_interval: 1.0,
+            destination_wait_timeout: 1.0,
+            commit_interval: 0.1,
             shutdown_timeout: 30,
             kafka_unreachable_timeout: 300,
         }
@@ -331,6 +339,10 @@ impl EngineConfig {
     /// `destination_cooldown` as a duration.
     pub fn destination_cooldown(&self) -> Duration {
         Duration::from_secs(self.destination_cooldown)
+    }
+    /// `destination_wait_timeout` as a duration.
+    pub fn destination_wait_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.destination_wait_timeout)
     }
     /// `kafka_unreachable_timeout` as a duration.
     pub fn kafka_unreachable_timeout(&self) -> Duration {

@@ -110,6 +110,11 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         "must be at least 1",
     );
     p.check(
+        engine.max_in_flight_total >= 1,
+        &["engine", "max_in_flight_total"],
+        "must be at least 1",
+    );
+    p.check(
         engine.max_sends_per_destination >= 1,
         &["engine", "max_sends_per_destination"],
         "must be at least 1",
@@ -118,6 +123,11 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         engine.destination_failure_threshold >= 1,
         &["engine", "destination_failure_threshold"],
         "must be at least 1",
+    );
+    p.check(
+        engine.destination_wait_timeout.is_finite() && engine.destination_wait_timeout > 0.0,
+        &["engine", "destination_wait_timeout"],
+        "must be a number of seconds greater than 0",
     );
     p.check(
         config.database.cache_ttl.is_finite() && config.database.cache_ttl >= 0.0,

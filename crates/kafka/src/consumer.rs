@@ -4,32 +4,59 @@
 //! is fully handled (sent and its follow-up records acknowledged). [`TrackedConsumer::commit`]
 //! commits, per partition, the position just past the longest run of finished messages, as an
 //! explicit offset list: librdkafka's own offset store is off, so nothing is ever committed
-//! because it was merely polled (the trap the original fell into, see the spec).
+//! because it was merely polled (the trap the original fell into, see the spec). Each commit
+//! also tells the next owner which messages past that position are done already
+//! ([`crate::resume`]), so a slow message holding the position back does not make a crash
+//! repeat everything that overtook it.
 //!
-//! Each partition has its own budget of messages in flight. When a partition's budget is spent
-//! the partition is paused and its next messages wait, while the other partitions keep flowing:
-//! a partition full of records that are not due yet, or of alarms for a slow destination, never
-//! holds up the rest. A message keeps its slot from the moment it is handed out until a commit
-//! covers it, not merely until it is finished: what a crash makes the next owner redo is exactly
-//! the uncommitted messages, so the budget bounds the duplicates a crash can cause. A partition
-//! that runs out of slots asks for a commit at once rather than waiting for the next tick.
+//! How much work is in flight is bounded twice. Per partition (`per_partition`), a message
+//! takes room from the moment it is handed out until a commit covers it (by position or by
+//! resume point), so that a crash makes the next owner redo at most that many, and one
+//! partition full of slow work leaves room for the others; a partition out of room asks for a
+//! commit at once. Per process (`total`), messages handed out and not finished are bounded,
+//! so that memory does not grow with the number of partitions. A message that arrives while
+//! its partition has no room waits at the head of the line; normally room comes within
+//! milliseconds, as messages finish and commits land. If it does not, because that partition is stuck (a slow
+//! destination, records not due yet), the partition is paused and the message parked, and the
+//! other partitions flow on; the partition is resumed once its parked messages have gone.
+//! Pausing is kept for that case because librdkafka drops a paused partition's prefetched
+//! messages and fetches them again on resume, which takes a while.
 //!
 //! On a rebalance, finished work of the revoked partitions is committed before they go, and
 //! their unfinished work is let go: its tickets become stale and the new owner redoes it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use crate::offsets::{OffsetTracker, PartitionKey};
+use crate::offsets::{Committable, OffsetTracker, PartitionKey};
+use crate::resume::ResumePoint;
+
+/// How long a message may wait at the head of the line for room in its own partition before
+/// that partition is paused so that the others can go on. Room normally comes within a few
+/// milliseconds (a commit round trip); a partition that makes no room for this long is stuck
+/// behind slow work.
+const HEAD_OF_LINE_WAIT: Duration = Duration::from_millis(100);
+
+/// The same when only the process-wide bound is spent: every partition waits for it alike, so
+/// pausing one would not help; the wait only must not keep the consumer from serving group
+/// events (a rebalance) for long.
+const TOTAL_BOUND_WAIT: Duration = Duration::from_secs(1);
+
+/// How long to wait for the group coordinator's committed offsets of a newly assigned
+/// partition; without them the partition is redone from its committed position.
+const COMMITTED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One message, owned, with the ticket that must be finished once it is fully handled.
 #[derive(Debug)]
@@ -49,82 +76,94 @@ pub struct Received {
 }
 
 /// Work owed on one message. Finishing it lets the committed offset move over it; dropping it
-/// unfinished frees its slot but keeps the offset uncommitted, so the message is redone after a
-/// restart or a rebalance: at least once, never zero times.
+/// unfinished keeps the offset uncommitted (and its place in the in-flight bounds taken), so the
+/// message is redone after a restart or a rebalance: at least once, never zero times.
 #[derive(Debug)]
 pub struct Ticket {
     shared: Arc<Shared>,
-    topic: Arc<str>,
-    partition: i32,
+    partition: PartitionKey,
     offset: i64,
     generation: u64,
-    _slot: OwnedSemaphorePermit,
 }
 
 impl Ticket {
-    /// Marks the message as fully handled. Its slot stays taken until a commit covers it.
+    /// Marks the message as fully handled. Its place in the partition's bound is taken until
+    /// a commit covers it.
     pub fn finish(self) {
-        let Ticket {
-            shared,
-            topic,
-            partition,
-            offset,
-            generation,
-            _slot: slot,
-        } = self;
-        let saturated = slot.semaphore().available_permits() == 0;
-        let mut tracker = shared.lock_tracker();
-        if !tracker.is_current(&topic, partition, generation) {
-            // Revoked since: the slot is not this member's to hold any more.
-            return;
+        let full = {
+            let mut tracker = self.shared.lock_tracker();
+            tracker.finish(&self.partition, self.offset, self.generation);
+            tracker.uncommitted_of(&self.partition) >= self.shared.limits.per_partition
+        };
+        if full {
+            // Only a commit makes room in this partition: do not wait for the interval.
+            self.shared.commit_wanted.notify_one();
         }
-        tracker.finish(&topic, partition, offset, generation);
-        // Under the tracker's lock, so that a revocation cannot slip in between.
-        shared
-            .lock_held()
-            .entry((topic.to_string(), partition))
-            .or_default()
-            .insert(offset, slot);
-        drop(tracker);
-        if saturated {
-            // The partition is out of slots and only a commit frees them: do not wait for
-            // the commit interval.
-            shared.commit_wanted.notify_one();
-        }
+        // The reader may be waiting for room (in the total bound).
+        self.shared.progress.notify_waiters();
     }
 
     /// Whether the partition is still ours; work on a stale ticket will be redone elsewhere.
     pub fn is_current(&self) -> bool {
         self.shared
             .lock_tracker()
-            .is_current(&self.topic, self.partition, self.generation)
+            .is_current(&self.partition, self.generation)
     }
 }
 
-/// State shared between the consumer, its tickets and librdkafka's rebalance callback.
+/// How much work may be in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlightLimits {
+    /// Messages of one partition handed out and not yet covered by a commit: what a crash can
+    /// make the next owner redo.
+    pub per_partition: usize,
+    /// Messages of all partitions handed out and not finished.
+    pub total: usize,
+}
+
+/// Why a message cannot be handed out yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    Partition,
+    Total,
+}
+
+/// State shared between the consumer, its tickets and librdkafka's rebalance callback. Locks
+/// are taken in the order `tracker`, `flows`, never the other way round.
 #[derive(Debug)]
 struct Shared {
     tracker: Mutex<OffsetTracker>,
-    partitions: Mutex<HashMap<PartitionKey, PartitionBudget>>,
-    per_partition_limit: usize,
+    flows: Mutex<Flows>,
+    limits: InFlightLimits,
     /// Consumer lag per assigned partition, from librdkafka's last statistics.
     lag: Mutex<Vec<(String, i32, i64)>>,
-    /// Slots of finished messages not yet covered by a commit, by offset; released by
-    /// [`TrackedConsumer::commit`] once the broker has the commit, dropped on revocation.
-    /// Locked after `tracker`, never before.
-    held: Mutex<HashMap<PartitionKey, BTreeMap<i64, OwnedSemaphorePermit>>>,
-    /// Set when a partition ran out of slots (a message had to wait, or a message finished
-    /// while none was free); the engine's committer commits at once.
+    /// Notified when a message finishes or a commit lands: there may be room for a waiting one.
+    progress: Notify,
+    /// Notified when a partition is out of room that only a commit can make.
     commit_wanted: Notify,
+    /// Messages not handed out because the previous owner had finished them.
+    skipped: AtomicU64,
+    /// When a broker last answered (a message arrived, a commit landed), as milliseconds since
+    /// `started`.
+    last_contact: AtomicU64,
+    started: std::time::Instant,
 }
 
-/// The in-flight budget of one partition, and the messages waiting for it while it is paused.
-#[derive(Debug)]
-struct PartitionBudget {
-    slots: Arc<Semaphore>,
-    waiting: VecDeque<OwnedMessage>,
-    /// Bumped on revocation, so that a waiter of the old assignment stops.
-    epoch: u64,
+/// Messages read but not handed out yet, per partition, in offset order.
+#[derive(Debug, Default)]
+struct Flows {
+    parked: HashMap<PartitionKey, Parked>,
+    /// Partitions with parked messages, in the order they are served (round robin).
+    order: VecDeque<PartitionKey>,
+    /// The partition whose parked message was the last one read, and until when it may wait
+    /// before the partition is paused. While set, nothing more is read.
+    head_of_line: Option<(PartitionKey, Instant)>,
+}
+
+#[derive(Debug, Default)]
+struct Parked {
+    messages: VecDeque<OwnedMessage>,
+    paused: bool,
 }
 
 impl Shared {
@@ -134,18 +173,26 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lock_held(
-        &self,
-    ) -> MutexGuard<'_, HashMap<PartitionKey, BTreeMap<i64, OwnedSemaphorePermit>>> {
-        self.held
+    fn lock_flows(&self) -> MutexGuard<'_, Flows> {
+        self.flows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lock_partitions(&self) -> MutexGuard<'_, HashMap<PartitionKey, PartitionBudget>> {
-        self.partitions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Records that a broker answered just now.
+    fn touch(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_contact.store(now, Ordering::Relaxed);
+    }
+
+    fn room(&self, tracker: &OffsetTracker, key: &PartitionKey) -> Result<(), Blocked> {
+        if tracker.uncommitted_of(key) >= self.limits.per_partition {
+            Err(Blocked::Partition)
+        } else if tracker.in_flight() >= self.limits.total {
+            Err(Blocked::Total)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -183,33 +230,29 @@ impl ConsumerContext for TrackingContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        let offsets = self
+        let todo = self
             .shared
             .lock_tracker()
             .committable_where(|k| keys.contains(k));
-        if !offsets.is_empty() {
-            match commit_list(&offsets) {
-                Ok(list) => match consumer.commit(&list, CommitMode::Sync) {
-                    Ok(()) => tracing::info!(
-                        partitions = offsets.len(),
-                        "committed finished work of revoked partitions"
-                    ),
-                    Err(e) => tracing::warn!(
-                        "commit before revocation failed, that work will be redone: {e}"
-                    ),
-                },
-                Err(e) => tracing::warn!("cannot build the commit list: {e}"),
+        if !todo.is_empty() {
+            match commit_with_fallback(consumer, &todo) {
+                Ok(()) => tracing::info!(
+                    partitions = todo.len(),
+                    "committed finished work of revoked partitions"
+                ),
+                Err(e) => {
+                    tracing::warn!("commit before revocation failed, that work will be redone: {e}")
+                }
             }
         }
         let mut tracker = self.shared.lock_tracker();
-        let mut held = self.shared.lock_held();
-        let mut partitions = self.shared.lock_partitions();
+        let mut flows = self.shared.lock_flows();
         for key in &keys {
             tracker.revoke(key);
-            held.remove(key);
-            if let Some(budget) = partitions.get_mut(key) {
-                budget.waiting.clear();
-                budget.epoch += 1;
+            flows.parked.remove(key);
+            flows.order.retain(|k| k != key);
+            if flows.head_of_line.as_ref().is_some_and(|(k, _)| k == key) {
+                flows.head_of_line = None;
             }
         }
         tracing::info!(partitions = ?keys, "partitions revoked");
@@ -219,10 +262,8 @@ impl ConsumerContext for TrackingContext {
         match rebalance {
             Rebalance::Assign(list) => {
                 // librdkafka keeps an application's pause through a revocation and a new
-                // assignment of the same partition, but the waiter that would have resumed it
-                // stopped at the revocation: a partition paused for its budget when the group
-                // rebalanced (after a broker outage, a member leaving) would never be fetched
-                // again. Every assignment starts unpaused; a full budget pauses it anew.
+                // assignment of the same partition, but what would have resumed it was dropped
+                // with the revocation: every assignment starts unpaused.
                 if let Err(e) = consumer.resume(list) {
                     tracing::warn!("resuming newly assigned partitions: {e}");
                 }
@@ -239,41 +280,65 @@ impl ConsumerContext for TrackingContext {
     }
 }
 
-type Parked = (OwnedMessage, OwnedSemaphorePermit, u64);
-
-fn commit_list(offsets: &[(PartitionKey, i64)]) -> KafkaResult<TopicPartitionList> {
+fn commit_list(todo: &[Committable], with_resume: bool) -> KafkaResult<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
-    for ((topic, partition), position) in offsets {
-        list.add_partition_offset(topic, *partition, Offset::Offset(*position))?;
+    for c in todo {
+        let (topic, partition) = &c.partition;
+        list.add_partition_offset(topic, *partition, Offset::Offset(c.position))?;
+        if with_resume && let Some(mut elem) = list.find_partition(topic, *partition) {
+            elem.set_metadata(&c.metadata);
+        }
     }
     Ok(list)
+}
+
+/// Commits `todo` with the resume points in the metadata; a broker that refuses metadata that
+/// long gets the positions alone (correct, only more to redo after a crash).
+fn commit_with_fallback<C: Consumer<TrackingContext>>(
+    consumer: &C,
+    todo: &[Committable],
+) -> KafkaResult<()> {
+    match consumer.commit(&commit_list(todo, true)?, CommitMode::Sync) {
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::OffsetMetadataTooLarge)) => {
+            tracing::warn!(
+                "the broker refused the commit's metadata as too large \
+                 (offset.metadata.max.bytes); committing positions only"
+            );
+            consumer.commit(&commit_list(todo, false)?, CommitMode::Sync)
+        }
+        other => other,
+    }
 }
 
 /// A consumer-group member whose commits cover only finished messages.
 pub struct TrackedConsumer {
     consumer: Arc<StreamConsumer<TrackingContext>>,
     shared: Arc<Shared>,
-    /// Parked messages whose slot came free, with the epoch they were parked in.
-    ready_tx: mpsc::UnboundedSender<Parked>,
-    ready_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Parked>>,
+    /// Held by the one caller of [`recv`](Self::recv).
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl TrackedConsumer {
-    /// Joins `group` and subscribes to `topics`. `per_partition_limit` bounds the messages of
-    /// one partition in flight at once.
+    /// Joins `group` and subscribes to `topics`, with `limits` on the work in flight.
     pub fn subscribe(
         client: &ClientConfig,
         group: &str,
         topics: &[&str],
-        per_partition_limit: usize,
+        limits: InFlightLimits,
     ) -> KafkaResult<Self> {
         let shared = Arc::new(Shared {
             tracker: Mutex::new(OffsetTracker::default()),
-            partitions: Mutex::new(HashMap::new()),
-            per_partition_limit: per_partition_limit.max(1),
+            flows: Mutex::new(Flows::default()),
+            limits: InFlightLimits {
+                per_partition: limits.per_partition.max(1),
+                total: limits.total.max(1),
+            },
             lag: Mutex::new(Vec::new()),
-            held: Mutex::new(HashMap::new()),
+            progress: Notify::new(),
             commit_wanted: Notify::new(),
+            skipped: AtomicU64::new(0),
+            last_contact: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         });
         let mut config = client.clone();
         config
@@ -286,7 +351,7 @@ impl TrackedConsumer {
         crate::set_default(&mut config, "session.timeout.ms", "10000");
         crate::set_default(&mut config, "heartbeat.interval.ms", "1000");
         // librdkafka prefetches up to 64 MiB by default; memory should be bounded by the
-        // in-flight budget, not by how far the fetcher reads ahead.
+        // in-flight limits, not by how far the fetcher reads ahead.
         crate::set_default(&mut config, "queued.max.messages.kbytes", "8192");
         // Statistics carry the consumer lag per partition (see `partition_lag`).
         crate::set_default(&mut config, "statistics.interval.ms", "5000");
@@ -295,173 +360,279 @@ impl TrackedConsumer {
                 shared: shared.clone(),
             })?;
         consumer.subscribe(topics)?;
-        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         Ok(TrackedConsumer {
             consumer: Arc::new(consumer),
             shared,
-            ready_tx,
-            ready_rx: tokio::sync::Mutex::new(ready_rx),
+            reading: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The next message whose partition has room in its budget. Messages of a partition come
-    /// out in offset order. Cancel-safe only between messages: call it from one task.
+    /// The next message whose partition has room. Messages of a partition come out in offset
+    /// order. Cancel-safe: a message read and not handed out is kept for the next call.
     pub async fn recv(&self) -> KafkaResult<Received> {
-        let mut ready = self.ready_rx.lock().await;
+        let _reading = self.reading.lock().await;
         loop {
-            tokio::select! {
-                biased;
-                Some((message, slot, epoch)) = ready.recv() => {
-                    if let Some(received) = self.admit(message, slot, Some(epoch)) {
-                        return Ok(received);
-                    }
+            let progressed = self.shared.progress.notified();
+            tokio::pin!(progressed);
+            // Registered before looking, so that a finish in between is not missed.
+            progressed.as_mut().enable();
+            let (received, resumes) = self.hand_out_parked();
+            self.resume(resumes);
+            if let Some(received) = received {
+                return Ok(received);
+            }
+            let (head_of_line, anything_parked) = {
+                let flows = self.shared.lock_flows();
+                (flows.head_of_line.clone(), !flows.order.is_empty())
+            };
+            if let Some((key, until)) = head_of_line {
+                tokio::select! {
+                    _ = &mut progressed => {}
+                    _ = tokio::time::sleep_until(until) => self.pause_head_of_line(&key),
                 }
-                message = self.consumer.recv() => {
-                    let message = message?.detach();
-                    if let Some((message, slot)) = self.take_slot_or_wait(message)
-                        && let Some(received) = self.admit(message, slot, None)
-                    {
-                        return Ok(received);
-                    }
+                continue;
+            }
+            let message = if anything_parked {
+                tokio::select! {
+                    biased;
+                    _ = &mut progressed => continue,
+                    message = self.consumer.recv() => message?.detach(),
                 }
+            } else {
+                self.consumer.recv().await?.detach()
+            };
+            self.shared.touch();
+            if let Some(received) = self.take(message).await {
+                return Ok(received);
             }
         }
     }
 
-    /// A slot of the message's partition, or `None` after parking the message (and pausing
-    /// the partition) until one frees up.
-    fn take_slot_or_wait(
-        &self,
-        message: OwnedMessage,
-    ) -> Option<(OwnedMessage, OwnedSemaphorePermit)> {
+    /// A message just read: handed out if its partition has room and nothing of that
+    /// partition waits before it, else parked at the head of the line.
+    async fn take(&self, message: OwnedMessage) -> Option<Received> {
         let key = (message.topic().to_string(), message.partition());
-        let mut partitions = self.shared.lock_partitions();
-        let budget = partitions
-            .entry(key.clone())
-            .or_insert_with(|| PartitionBudget {
-                slots: Arc::new(Semaphore::new(self.shared.per_partition_limit)),
-                waiting: VecDeque::new(),
-                epoch: 0,
-            });
-        if budget.waiting.is_empty()
-            && let Ok(slot) = budget.slots.clone().try_acquire_owned()
-        {
-            return Some((message, slot));
+        if !self.shared.lock_tracker().knows(&key) {
+            self.load_resume_point(&key, message.offset()).await;
         }
-        let first_to_wait = budget.waiting.is_empty();
-        budget.waiting.push_back(message);
-        if first_to_wait {
-            self.pause(&key);
-            self.spawn_waiter(key, budget.slots.clone(), budget.epoch);
-            // Slots held by finished messages come back only with a commit: ask for one now
-            // rather than stall until the next commit interval.
-            self.shared.commit_wanted.notify_one();
-        }
-        None
-    }
-
-    /// Feeds the parked messages of one partition back, in order, as slots free up.
-    fn spawn_waiter(&self, key: PartitionKey, slots: Arc<Semaphore>, epoch: u64) {
-        let shared = self.shared.clone();
-        let ready = self.ready_tx.clone();
-        let consumer = self.consumer.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let mut partitions = shared.lock_partitions();
-                let Some(budget) = partitions.get_mut(&key).filter(|b| b.epoch == epoch) else {
-                    return;
-                };
-                match budget.waiting.pop_front() {
-                    Some(message) => {
-                        if ready.send((message, slot, epoch)).is_err() {
-                            return;
-                        }
-                    }
-                    None => {
-                        drop(slot);
-                        drop(partitions);
-                        resume(&consumer, &key);
-                        return;
-                    }
+        let mut tracker = self.shared.lock_tracker();
+        let mut flows = self.shared.lock_flows();
+        let behind_others = flows
+            .parked
+            .get(&key)
+            .is_some_and(|p| !p.messages.is_empty());
+        let blocked = if behind_others {
+            Err(self
+                .shared
+                .room(&tracker, &key)
+                .err()
+                .unwrap_or(Blocked::Partition))
+        } else {
+            self.shared.room(&tracker, &key)
+        };
+        match blocked {
+            Ok(()) => self.start(&mut tracker, message),
+            Err(why) => {
+                let parked = flows.parked.entry(key.clone()).or_default();
+                parked.messages.push_back(message);
+                let paused = parked.paused;
+                if !flows.order.contains(&key) {
+                    flows.order.push_back(key.clone());
                 }
-                if budget.waiting.is_empty() {
-                    drop(partitions);
-                    resume(&consumer, &key);
-                    return;
+                if why == Blocked::Partition {
+                    self.shared.commit_wanted.notify_one();
                 }
+                if !paused {
+                    let wait = match why {
+                        Blocked::Partition => HEAD_OF_LINE_WAIT,
+                        Blocked::Total => TOTAL_BOUND_WAIT,
+                    };
+                    flows.head_of_line = Some((key, Instant::now() + wait));
+                }
+                None
             }
-        });
+        }
     }
 
-    fn pause(&self, key: &PartitionKey) {
-        let result = self.consumer.pause(&partition_list(key));
-        if let Err(e) = result {
+    /// Hands out the first parked message, in round-robin order over partitions, whose
+    /// partition has room now. Also returns the partitions to resume (paused ones whose parked
+    /// messages are all gone), for the caller to resume once the locks are released.
+    fn hand_out_parked(&self) -> (Option<Received>, Vec<PartitionKey>) {
+        let mut tracker = self.shared.lock_tracker();
+        let mut flows = self.shared.lock_flows();
+        let mut resumes = Vec::new();
+        let mut tried = 0;
+        while tried < flows.order.len() {
+            let Some(key) = flows.order.pop_front() else {
+                break;
+            };
+            if self.shared.room(&tracker, &key).is_err() {
+                flows.order.push_back(key);
+                tried += 1;
+                continue;
+            }
+            let Some(parked) = flows.parked.get_mut(&key) else {
+                continue;
+            };
+            let message = parked.messages.pop_front();
+            if parked.messages.is_empty() {
+                if parked.paused {
+                    resumes.push(key.clone());
+                }
+                flows.parked.remove(&key);
+                if flows.head_of_line.as_ref().is_some_and(|(k, _)| *k == key) {
+                    flows.head_of_line = None;
+                }
+            } else {
+                flows.order.push_back(key);
+            }
+            if let Some(message) = message
+                && let Some(received) = self.start(&mut tracker, message)
+            {
+                return (Some(received), resumes);
+            }
+            // Skipped as done: look again, from the same place.
+            tried = 0;
+        }
+        (None, resumes)
+    }
+
+    /// Starts tracking a message and hands it out, or, if the previous owner of the partition
+    /// finished it already, records it as done and hands out nothing.
+    fn start(&self, tracker: &mut OffsetTracker, message: OwnedMessage) -> Option<Received> {
+        let partition = (message.topic().to_string(), message.partition());
+        let offset = message.offset();
+        let generation = tracker.start(&partition, offset);
+        if tracker.done_before(&partition, offset) {
+            tracker.finish(&partition, offset, generation);
+            self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Received {
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            topic: partition.0.clone(),
+            partition: partition.1,
+            offset,
+            ticket: Ticket {
+                shared: self.shared.clone(),
+                partition,
+                offset,
+                generation,
+            },
+        })
+    }
+
+    /// The head of the line waited too long for room in its partition: pause that partition,
+    /// keeping what was read of it, so that the others are read again.
+    fn pause_head_of_line(&self, key: &PartitionKey) {
+        let mut flows = self.shared.lock_flows();
+        if flows.head_of_line.as_ref().is_some_and(|(k, _)| k == key) {
+            flows.head_of_line = None;
+        }
+        let Some(parked) = flows.parked.get_mut(key) else {
+            return;
+        };
+        if parked.paused {
+            return;
+        }
+        parked.paused = true;
+        drop(flows);
+        tracing::debug!(
+            "{}[{}] has no room for its next message; paused until it has",
+            key.0,
+            key.1
+        );
+        if let Err(e) = self.consumer.pause(&partition_list(key)) {
             tracing::debug!("pausing {}[{}]: {e}", key.0, key.1);
         }
     }
 
-    /// Starts tracking a message. A parked message whose partition was revoked while it
-    /// waited is dropped: committing for a partition that another member now owns could move
-    /// its offset over work nobody finished.
-    fn admit(
-        &self,
-        message: OwnedMessage,
-        slot: OwnedSemaphorePermit,
-        parked_in: Option<u64>,
-    ) -> Option<Received> {
-        let topic = message.topic().to_string();
-        let partition = message.partition();
-        let offset = message.offset();
-        if let Some(epoch) = parked_in {
-            let partitions = self.shared.lock_partitions();
-            let current = partitions.get(&(topic.clone(), partition)).map(|b| b.epoch);
-            if current != Some(epoch) {
-                return None;
+    fn resume(&self, keys: Vec<PartitionKey>) {
+        for key in keys {
+            if let Err(e) = self.consumer.resume(&partition_list(&key)) {
+                tracing::debug!("resuming {}[{}]: {e}", key.0, key.1);
             }
         }
-        let generation = self.shared.lock_tracker().start(&topic, partition, offset);
-        Some(Received {
-            ticket: Ticket {
-                shared: self.shared.clone(),
-                topic: Arc::from(topic.as_str()),
-                partition,
-                offset,
-                generation,
-                _slot: slot,
-            },
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            topic,
-            partition,
-            offset,
-        })
     }
 
-    /// Commits the finished runs of every partition. Blocks for the broker's answer, so call
+    /// Reads the newly assigned partition's committed offset and metadata, to learn what the
+    /// previous owner had finished past it. Without an answer, nothing is skipped.
+    async fn load_resume_point(&self, key: &PartitionKey, first_offset: i64) {
+        let consumer = self.consumer.clone();
+        let list = partition_list(key);
+        let lookup = tokio::task::spawn_blocking(move || {
+            consumer
+                .committed_offsets(list, COMMITTED_LOOKUP_TIMEOUT)
+                .map(|committed| {
+                    committed.elements().first().and_then(|e| match e.offset() {
+                        // librdkafka refuses metadata that is not UTF-8 with a panic; another
+                        // client's odd metadata is simply not ours.
+                        Offset::Offset(position) => {
+                            std::panic::catch_unwind(AssertUnwindSafe(|| e.metadata().to_string()))
+                                .ok()
+                                .map(|metadata| (position, metadata))
+                        }
+                        _ => None,
+                    })
+                })
+        })
+        .await;
+        let point = match lookup {
+            Ok(Ok(Some((position, metadata)))) => ResumePoint::decode(position, &metadata),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "reading the committed offset of {}[{}]: {e}; messages finished before the \
+                     last rebalance or restart will be redone",
+                    key.0,
+                    key.1
+                );
+                None
+            }
+            Err(e) => {
+                tracing::error!("committed offset lookup failed: {e}");
+                None
+            }
+        };
+        let mut tracker = self.shared.lock_tracker();
+        match point {
+            Some(point) if point.position <= first_offset => {
+                if point.done_count() > 0 {
+                    tracing::info!(
+                        "{}[{}]: {} messages past the committed offset {} were finished before; \
+                         they are skipped",
+                        key.0,
+                        key.1,
+                        point.done_count(),
+                        point.position
+                    );
+                }
+                tracker.resume_from(key, point);
+            }
+            _ => tracker.resume_from(key, ResumePoint::new(first_offset, first_offset, [])),
+        }
+    }
+
+    /// Commits the finished work of every partition. Blocks for the broker's answer, so call
     /// it from a blocking context (see [`commit_in_background`](Self::commit_in_background)).
     pub fn commit(&self) -> KafkaResult<usize> {
-        let offsets = self.shared.lock_tracker().committable();
-        if offsets.is_empty() {
+        let todo = self.shared.lock_tracker().committable();
+        if todo.is_empty() {
             return Ok(0);
         }
-        self.consumer
-            .commit(&commit_list(&offsets)?, CommitMode::Sync)?;
+        commit_with_fallback(self.consumer.as_ref(), &todo)?;
+        self.shared.touch();
         let mut tracker = self.shared.lock_tracker();
-        let mut held = self.shared.lock_held();
-        for (key, position) in &offsets {
-            tracker.committed(key, *position);
-            if let Some(slots) = held.get_mut(key) {
-                // Everything below the committed position is safe from a crash now.
-                *slots = slots.split_off(position);
-            }
+        for c in &todo {
+            tracker.committed(c);
         }
-        Ok(offsets.len())
+        drop(tracker);
+        self.shared.progress.notify_waiters();
+        Ok(todo.len())
     }
 
-    /// Resolves when a partition ran out of slots that only a commit can free; the committer
+    /// Resolves when a partition is out of room that only a commit can make; the committer
     /// should then commit without waiting for its interval.
     pub async fn commit_wanted(&self) {
         self.shared.commit_wanted.notified().await;
@@ -474,7 +645,7 @@ impl TrackedConsumer {
             Ok(result) => result,
             Err(e) => {
                 tracing::error!("commit task failed: {e}");
-                Err(rdkafka::error::KafkaError::Canceled)
+                Err(KafkaError::Canceled)
             }
         }
     }
@@ -482,6 +653,12 @@ impl TrackedConsumer {
     /// Messages handed out and not finished.
     pub fn in_flight(&self) -> usize {
         self.shared.lock_tracker().in_flight()
+    }
+
+    /// Messages not handed out because the previous owner of their partition had finished
+    /// them (see [`crate::resume`]), since start.
+    pub fn skipped_as_done(&self) -> u64 {
+        self.shared.skipped.load(Ordering::Relaxed)
     }
 
     /// (topic, partition, lag in messages) of the assigned partitions, as of librdkafka's
@@ -497,6 +674,18 @@ impl TrackedConsumer {
     /// Partitions currently assigned to this member. Does not block (local state).
     pub fn assigned_partitions(&self) -> usize {
         self.consumer.assignment().map(|l| l.count()).unwrap_or(0)
+    }
+
+    /// How long ago a broker last answered this consumer (a message arrived, a commit landed);
+    /// `None` if none has yet. Does not block.
+    pub fn since_broker_contact(&self) -> Option<Duration> {
+        let at = self.shared.last_contact.load(Ordering::Relaxed);
+        (at > 0).then(|| {
+            self.shared
+                .started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(at))
+        })
     }
 
     /// Asks the brokers for metadata, to tell whether any is reachable. Blocking.
@@ -517,11 +706,4 @@ fn partition_list(key: &PartitionKey) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
     list.add_partition(&key.0, key.1);
     list
-}
-
-fn resume(consumer: &StreamConsumer<TrackingContext>, key: &PartitionKey) {
-    let result = consumer.resume(&partition_list(key));
-    if let Err(e) = result {
-        tracing::debug!("resuming {}[{}]: {e}", key.0, key.1);
-    }
 }

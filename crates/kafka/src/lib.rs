@@ -4,6 +4,7 @@
 //! - [`offsets`]: the pure bookkeeping of which offsets are finished, per partition.
 //! - [`consumer`]: [`TrackedConsumer`], whose messages carry a [`Ticket`]; a partition's
 //!   committed offset only moves over a run of finished tickets.
+//! - [`resume`]: what a commit's metadata tells the partition's next owner it may skip.
 //! - [`producer`]: [`RecordProducer`], whose `send` returns once the broker has the record.
 //!
 //! Nothing here knows about alarms; it works the same against the mock cluster and a real one.
@@ -11,11 +12,12 @@
 pub mod consumer;
 pub mod offsets;
 pub mod producer;
+pub mod resume;
 
 use monasca_config::KafkaConfig;
 use rdkafka::ClientConfig;
 
-pub use consumer::{Received, Ticket, TrackedConsumer};
+pub use consumer::{InFlightLimits, Received, Ticket, TrackedConsumer};
 pub use producer::{DeadLetter, RecordProducer};
 pub use rdkafka::error::KafkaError;
 

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -101,7 +102,7 @@ pub fn main(kind: EngineKind) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         if let Some(command) = args.command {
             return crate::commands::run(kind, command).await;
         }
@@ -115,7 +116,11 @@ pub fn main(kind: EngineKind) -> ExitCode {
             };
         }
         run_daemon(kind, args.config).await
-    })
+    });
+    // librdkafka's blocking calls (a commit to a coordinator that went away) have no timeout
+    // of their own; the process must still exit.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    code
 }
 
 async fn run_daemon(kind: EngineKind, config_file: Option<PathBuf>) -> ExitCode {

@@ -2,14 +2,19 @@
 //! are down.
 //!
 //! Notification addresses come from tenants, and some of them point at hosts that answer
-//! slowly or never. Without a limit, such a host takes a slot of the in-flight budget for every
-//! notification sent to it, for the whole send timeout, until no slot is left for anyone else.
-//! So each destination (see [`monasca_notifiers::Notifier::destination`]) gets at most
-//! `[engine] max_sends_per_destination` sends at once, and after
-//! `[engine] destination_failure_threshold` sends in a row without any answer it is considered
-//! down for `[engine] destination_cooldown`: its notifications then fail at once, as retryable,
-//! and go to the retry topic exactly as a timed-out send would, without waiting. After the
-//! cooldown, sends are tried again; the first that gets an answer ends it.
+//! slowly or never. Without a limit, such a host takes a place in the in-flight bounds for every
+//! notification sent to it, for the whole send timeout, until there is no room left for anyone
+//! else. So each destination (see [`monasca_notifiers::Notifier::destination`]) gets at most
+//! `[engine] max_sends_per_destination` sends at once, and a send waits for its turn at most
+//! `[engine] destination_wait_timeout`; past that it fails as retryable and its notification
+//! goes to the retry topic, as a timed-out send would, without waiting out the timeout.
+//!
+//! After `[engine] destination_failure_threshold` sends in a row without any answer the
+//! destination is considered down for `[engine] destination_cooldown`: its notifications then
+//! fail at once, as retryable. When the cooldown is over, one trial send goes to it while the
+//! others are still skipped (a circuit breaker's half-open state): an answer ends the skipping,
+//! no answer starts another cooldown. So a dead destination costs one send timeout per
+//! cooldown, not a timeout for every send that was waiting.
 //!
 //! Both engines share this stage through [`crate::stages::attempt`].
 
@@ -30,6 +35,7 @@ pub struct Destinations {
     per_destination: usize,
     threshold: u32,
     cooldown: Duration,
+    wait_timeout: Duration,
     known: Mutex<HashMap<String, Arc<Destination>>>,
 }
 
@@ -43,14 +49,29 @@ struct Destination {
 struct Health {
     /// Sends in a row that got no answer.
     unanswered: u32,
-    /// While set and in the future, the destination is skipped.
+    /// Set while the destination is considered down; skipped until then, after it one trial.
     down_until: Option<Instant>,
+    /// A trial send is in flight (the cooldown is over, the verdict not in).
+    trial: bool,
 }
 
 /// Leave to send to a destination; dropping it frees the slot.
 pub struct Leave {
     destination: Arc<Destination>,
+    /// This is the trial send after a cooldown.
+    trial: bool,
+    reported: bool,
     _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        // A trial whose send never reported (its task was cancelled) must not leave the
+        // destination skipped for good: the next send becomes the trial.
+        if self.trial && !self.reported {
+            self.destination.lock().trial = false;
+        }
+    }
 }
 
 impl Destinations {
@@ -60,27 +81,53 @@ impl Destinations {
             per_destination: config.max_sends_per_destination.max(1),
             threshold: config.destination_failure_threshold.max(1),
             cooldown: config.destination_cooldown(),
+            wait_timeout: config.destination_wait_timeout(),
             known: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Waits for a send slot of `destination`. Fails at once, with a retryable outcome that
-    /// says why, while the destination is considered down (checked before and after waiting,
-    /// since it may go down while this send waits its turn).
+    /// Waits (at most `destination_wait_timeout`) for a send slot of `destination`. Fails at
+    /// once, with a retryable outcome that says why, while the destination is considered down
+    /// (checked before and after waiting, since it may go down while this send waits its
+    /// turn).
     pub async fn enter(&self, destination: &str) -> Result<Leave, SendOutcome> {
         let entry = self.entry(destination);
-        entry.check_up(destination)?;
-        let slot = entry
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| SendOutcome::retry(format!("{destination}: engine stopping")))?;
-        entry.check_up(destination)?;
-        Ok(Leave {
+        let trial = entry.admit(destination)?;
+        let slot = match entry.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let waited =
+                    tokio::time::timeout(self.wait_timeout, entry.slots.clone().acquire_owned())
+                        .await;
+                match waited {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) => {
+                        entry.end_trial(trial);
+                        return Err(SendOutcome::retry(format!(
+                            "{destination}: engine stopping"
+                        )));
+                    }
+                    Err(_) => {
+                        entry.end_trial(trial);
+                        return Err(SendOutcome::retry(format!(
+                            "{destination} has {} sends in flight and none finished within {} s                              ([engine] destination_wait_timeout)",
+                            self.per_destination,
+                            self.wait_timeout.as_secs_f64()
+                        )));
+                    }
+                }
+            }
+        };
+        let leave = Leave {
             destination: entry,
+            trial,
+            reported: false,
             _slot: slot,
-        })
+        };
+        if !trial {
+            leave.destination.check_up(destination)?;
+        }
+        Ok(leave)
     }
 
     fn entry(&self, destination: &str) -> Arc<Destination> {
@@ -104,19 +151,24 @@ impl Destinations {
     }
 
     /// Records what became of a send made with `leave`, and frees its slot.
-    pub fn leave(&self, leave: Leave, outcome: &SendOutcome) {
+    pub fn leave(&self, mut leave: Leave, outcome: &SendOutcome) {
+        leave.reported = true;
         let mut health = leave.destination.lock();
         match outcome {
             SendOutcome::Failed(f) if f.unreachable => {
                 health.unanswered = health.unanswered.saturating_add(1);
-                if health.unanswered >= self.threshold {
+                if leave.trial || health.unanswered >= self.threshold {
                     health.down_until = Some(Instant::now() + self.cooldown);
+                }
+                if leave.trial {
+                    health.trial = false;
                 }
             }
             // Any answer, even an error status, shows the destination is there.
             _ => {
                 health.unanswered = 0;
                 health.down_until = None;
+                health.trial = false;
             }
         }
     }
@@ -127,18 +179,51 @@ impl Destination {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a send may go: `Ok(false)` normally, `Ok(true)` if it is the trial after a
+    /// cooldown, an outcome to fail with while the destination is down.
+    fn admit(&self, name: &str) -> Result<bool, SendOutcome> {
+        let mut health = self.lock();
+        match health.down_until {
+            None => Ok(false),
+            Some(until) if until > Instant::now() => Err(down(name, &health, until)),
+            Some(_) if health.trial => Err(SendOutcome::retry(format!(
+                "{name} is considered down ({} sends in a row got no answer); a trial send \
+                 is in flight ([engine] destination_cooldown)",
+                health.unanswered
+            ))),
+            Some(_) => {
+                health.trial = true;
+                Ok(true)
+            }
+        }
+    }
+
     fn check_up(&self, name: &str) -> Result<(), SendOutcome> {
         let health = self.lock();
         match health.down_until {
-            Some(until) if until > Instant::now() => Err(SendOutcome::retry(format!(
-                "{name} is considered down ({} sends in a row got no answer); not tried for \
-                 another {} s ([engine] destination_cooldown)",
-                health.unanswered,
-                until.saturating_duration_since(Instant::now()).as_secs() + 1
+            Some(until) if until > Instant::now() => Err(down(name, &health, until)),
+            Some(_) if health.trial => Err(SendOutcome::retry(format!(
+                "{name} is considered down; a trial send is in flight ([engine] \
+                 destination_cooldown)"
             ))),
             _ => Ok(()),
         }
     }
+
+    fn end_trial(&self, trial: bool) {
+        if trial {
+            self.lock().trial = false;
+        }
+    }
+}
+
+fn down(name: &str, health: &Health, until: Instant) -> SendOutcome {
+    SendOutcome::retry(format!(
+        "{name} is considered down ({} sends in a row got no answer); not tried for another \
+         {} s ([engine] destination_cooldown)",
+        health.unanswered,
+        until.saturating_duration_since(Instant::now()).as_secs() + 1
+    ))
 }
 
 #[cfg(test)]
@@ -154,6 +239,14 @@ mod tests {
         let mut d = Destinations::new(&config);
         d.cooldown = Duration::from_millis(cooldown_ms);
         d
+    }
+
+    async fn mark_down(d: &Destinations, name: &str, threshold: u32) {
+        for _ in 0..threshold {
+            let leave = d.enter(name).await.ok().unwrap();
+            d.leave(leave, &SendOutcome::unreachable("timed out"));
+        }
+        assert!(is_skipped(&d.enter(name).await));
     }
 
     fn is_skipped(result: &Result<Leave, SendOutcome>) -> bool {
@@ -213,5 +306,64 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         d.leave(first, &SendOutcome::unreachable("timed out"));
         assert!(waiting.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn after_the_cooldown_one_trial_goes_and_the_rest_stay_skipped_until_it_answers() {
+        let d = destinations(8, 2, 200);
+        mark_down(&d, "http://dead:80", 2).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let trial = d.enter("http://dead:80").await.ok().unwrap();
+        // While the trial is out, the others are not sent.
+        assert!(is_skipped(&d.enter("http://dead:80").await));
+        // No answer: another cooldown, without waiting for the threshold again.
+        d.leave(trial, &SendOutcome::unreachable("timed out"));
+        assert!(is_skipped(&d.enter("http://dead:80").await));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let trial = d.enter("http://dead:80").await.ok().unwrap();
+        d.leave(trial, &SendOutcome::retry("answered 503"));
+        // An answer ends the skipping for everyone.
+        let a = d.enter("http://dead:80").await;
+        let b = d.enter("http://dead:80").await;
+        assert!(a.is_ok() && b.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_trial_that_never_reports_does_not_keep_the_destination_skipped() {
+        let d = destinations(8, 1, 100);
+        mark_down(&d, "http://dead:80", 1).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The trial's task is cancelled: its leave is dropped unreported.
+        drop(d.enter("http://dead:80").await.ok().unwrap());
+        assert!(
+            d.enter("http://dead:80").await.is_ok(),
+            "the next send is the trial"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_send_waits_its_turn_for_at_most_the_wait_timeout() {
+        let config = EngineConfig {
+            max_sends_per_destination: 1,
+            destination_wait_timeout: 0.2,
+            ..EngineConfig::default()
+        };
+        let d = Destinations::new(&config);
+        let _stuck = d.enter("http://slow:80").await.ok().unwrap();
+        let started = Instant::now();
+        let waited = d.enter("http://slow:80").await;
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        match waited {
+            Err(SendOutcome::Failed(f)) => {
+                assert!(f.retryable);
+                assert!(
+                    f.reason.contains("destination_wait_timeout"),
+                    "{}",
+                    f.reason
+                );
+            }
+            _ => panic!("a send that cannot get its turn must fail as retryable"),
+        }
+        assert!(d.enter("http://other:80").await.is_ok());
     }
 }

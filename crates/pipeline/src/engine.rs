@@ -142,7 +142,10 @@ pub async fn run(kind: EngineKind, services: Arc<Services>) -> Result<(), Engine
             &monasca_kafka::client_config(&config.kafka),
             &config.kafka.group,
             &topic_refs,
-            config.engine.max_in_flight,
+            monasca_kafka::InFlightLimits {
+                per_partition: config.engine.max_in_flight,
+                total: config.engine.max_in_flight_total,
+            },
         )
         .map_err(|e| EngineError::Setup(format!("Kafka consumer: {e}")))?,
     );
@@ -200,8 +203,16 @@ pub async fn run(kind: EngineKind, services: Arc<Services>) -> Result<(), Engine
         );
     }
     committer.abort();
+    // A commit waits for the group coordinator without a timeout of its own: bound it, so that
+    // a broker that went away cannot keep the process from exiting.
     let closing = consumer.clone();
-    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    let closed = tokio::task::spawn_blocking(move || closing.close());
+    if tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last commit got no answer within 10 s; unfinished work will be redone");
+    }
     let producer = services.producer.clone();
     let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     let result = watchdog.await.unwrap_or(Ok(()));
@@ -209,8 +220,8 @@ pub async fn run(kind: EngineKind, services: Arc<Services>) -> Result<(), Engine
     result
 }
 
-/// Commits finished runs every `interval`, and at once when a partition is out of slots (a
-/// slot is only freed by a commit), until shutdown (the last commit is `close`'s).
+/// Commits finished work every `interval`, and at once when a partition is out of room (only
+/// a commit makes room), until shutdown (the last commit is `close`'s).
 async fn commit_loop(
     consumer: Arc<TrackedConsumer>,
     interval: Duration,
@@ -241,10 +252,25 @@ async fn broker_watchdog(
 ) -> Result<(), EngineError> {
     let bound = services.config.engine.kafka_unreachable_timeout();
     let probe_every = (bound / 4).clamp(Duration::from_millis(500), Duration::from_secs(10));
+    // A busy broker (or machine) can take a while to answer a metadata request; a probe that
+    // gives up too soon would count a working broker as gone.
+    let timeout = probe_every.clamp(Duration::from_secs(1), Duration::from_secs(5));
     let mut last_ok = Instant::now();
     loop {
+        // Messages arriving and commits landing show a broker answering as well as a probe
+        // does, and under load they save the probe.
+        if consumer
+            .since_broker_contact()
+            .is_some_and(|since| since < probe_every)
+        {
+            last_ok = Instant::now();
+            tokio::select! {
+                _ = services.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(probe_every) => {}
+            }
+            continue;
+        }
         let probing = consumer.clone();
-        let timeout = probe_every.min(Duration::from_secs(5));
         let probe = tokio::task::spawn_blocking(move || probing.probe_brokers(timeout));
         let outcome = tokio::select! {
             _ = services.shutdown.cancelled() => return Ok(()),
