@@ -315,7 +315,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_in_flight: 512,
-            max_in_flight_total: 2048,
+            max_in_flight_total: 1024,
             max_sends_per_destination: 64,
             destination_failure_threshold: 5,
             destination_cooldown: 30,

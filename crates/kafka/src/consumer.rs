@@ -351,8 +351,12 @@ impl TrackedConsumer {
         crate::set_default(&mut config, "session.timeout.ms", "10000");
         crate::set_default(&mut config, "heartbeat.interval.ms", "1000");
         // librdkafka prefetches up to 64 MiB by default; memory should be bounded by the
-        // in-flight limits, not by how far the fetcher reads ahead.
-        crate::set_default(&mut config, "queued.max.messages.kbytes", "8192");
+        // in-flight limits, not by how far the fetcher reads ahead. 2 MiB is a tenth of a
+        // second of alarms at 20,000/s, many fetch round trips.
+        crate::set_default(&mut config, "queued.max.messages.kbytes", "2048");
+        // When that prefetch queue is full, librdkafka waits this long before it looks again
+        // (1 s by default): with a small queue the engine would drain it and then sit idle.
+        crate::set_default(&mut config, "fetch.queue.backoff.ms", "50");
         // Statistics carry the consumer lag per partition (see `partition_lag`).
         crate::set_default(&mut config, "statistics.interval.ms", "5000");
         let consumer: StreamConsumer<TrackingContext> =

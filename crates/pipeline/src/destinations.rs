@@ -53,6 +53,10 @@ struct Health {
     down_until: Option<Instant>,
     /// A trial send is in flight (the cooldown is over, the verdict not in).
     trial: bool,
+    /// Sends that gave up waiting for their turn since the last warning about it, and when
+    /// that warning was.
+    gave_up_waiting: u64,
+    warned_busy: Option<Instant>,
 }
 
 /// Leave to send to a destination; dropping it frees the slot.
@@ -109,6 +113,7 @@ impl Destinations {
                     }
                     Err(_) => {
                         entry.end_trial(trial);
+                        entry.gave_up_waiting(destination, self.wait_timeout);
                         return Err(SendOutcome::retry(format!(
                             "{destination} has {} sends in flight and none finished within {} s                              ([engine] destination_wait_timeout)",
                             self.per_destination,
@@ -150,15 +155,26 @@ impl Destinations {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records what became of a send made with `leave`, and frees its slot.
-    pub fn leave(&self, mut leave: Leave, outcome: &SendOutcome) {
+    /// Records what became of a send made with `leave` to `name`, and frees its slot.
+    pub fn leave(&self, name: &str, mut leave: Leave, outcome: &SendOutcome) {
         leave.reported = true;
         let mut health = leave.destination.lock();
         match outcome {
             SendOutcome::Failed(f) if f.unreachable => {
                 health.unanswered = health.unanswered.saturating_add(1);
+                let was_down = health.down_until.is_some();
                 if leave.trial || health.unanswered >= self.threshold {
                     health.down_until = Some(Instant::now() + self.cooldown);
+                    if !was_down || leave.trial {
+                        tracing::warn!(
+                            "{name} is considered down: {} sends in a row got no answer; for the \
+                             next {} s its notifications go to the retry topic without being \
+                             sent, then one trial send is made ([engine] \
+                             destination_failure_threshold, destination_cooldown)",
+                            health.unanswered,
+                            self.cooldown.as_secs()
+                        );
+                    }
                 }
                 if leave.trial {
                     health.trial = false;
@@ -166,6 +182,9 @@ impl Destinations {
             }
             // Any answer, even an error status, shows the destination is there.
             _ => {
+                if health.down_until.is_some() {
+                    tracing::warn!("{name} answers again; its notifications are sent again");
+                }
                 health.unanswered = 0;
                 health.down_until = None;
                 health.trial = false;
@@ -210,6 +229,28 @@ impl Destination {
         }
     }
 
+    /// Counts a send that gave up waiting for its turn, and says so in the log at most once
+    /// a minute per destination.
+    fn gave_up_waiting(&self, name: &str, wait_timeout: Duration) {
+        let mut health = self.lock();
+        health.gave_up_waiting += 1;
+        let now = Instant::now();
+        if health
+            .warned_busy
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60))
+        {
+            tracing::warn!(
+                "{name}: {} sends waited more than {} s for their turn (all \
+                 max_sends_per_destination in flight); they go to the retry topic \
+                 ([engine] destination_wait_timeout)",
+                health.gave_up_waiting,
+                wait_timeout.as_secs_f64()
+            );
+            health.gave_up_waiting = 0;
+            health.warned_busy = Some(now);
+        }
+    }
+
     fn end_trial(&self, trial: bool) {
         if trial {
             self.lock().trial = false;
@@ -244,7 +285,7 @@ mod tests {
     async fn mark_down(d: &Destinations, name: &str, threshold: u32) {
         for _ in 0..threshold {
             let leave = d.enter(name).await.ok().unwrap();
-            d.leave(leave, &SendOutcome::unreachable("timed out"));
+            d.leave("test", leave, &SendOutcome::unreachable("timed out"));
         }
         assert!(is_skipped(&d.enter(name).await));
     }
@@ -265,7 +306,7 @@ mod tests {
         );
         // Another destination is not affected.
         assert!(d.enter("http://b:80").await.is_ok());
-        d.leave(a1, &SendOutcome::Sent);
+        d.leave("test", a1, &SendOutcome::Sent);
         let third = tokio::time::timeout(Duration::from_millis(100), d.enter("http://a:80")).await;
         assert!(
             matches!(third, Ok(Ok(_))),
@@ -278,20 +319,20 @@ mod tests {
         let d = destinations(8, 3, 300);
         for _ in 0..2 {
             let leave = d.enter("http://dead:80").await.ok().unwrap();
-            d.leave(leave, &SendOutcome::unreachable("timed out"));
+            d.leave("test", leave, &SendOutcome::unreachable("timed out"));
         }
         // An answer (even an error status) resets the count.
         let leave = d.enter("http://dead:80").await.ok().unwrap();
-        d.leave(leave, &SendOutcome::retry("answered 503"));
+        d.leave("test", leave, &SendOutcome::retry("answered 503"));
         for _ in 0..3 {
             let leave = d.enter("http://dead:80").await.ok().unwrap();
-            d.leave(leave, &SendOutcome::unreachable("timed out"));
+            d.leave("test", leave, &SendOutcome::unreachable("timed out"));
         }
         assert!(is_skipped(&d.enter("http://dead:80").await));
         assert!(d.enter("http://alive:80").await.is_ok());
         tokio::time::sleep(Duration::from_millis(350)).await;
         let leave = d.enter("http://dead:80").await.ok().unwrap();
-        d.leave(leave, &SendOutcome::Sent);
+        d.leave("test", leave, &SendOutcome::Sent);
         assert!(d.enter("http://dead:80").await.is_ok());
     }
 
@@ -304,7 +345,7 @@ mod tests {
             tokio::spawn(async move { is_skipped(&d.enter("http://dead:80").await) })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        d.leave(first, &SendOutcome::unreachable("timed out"));
+        d.leave("test", first, &SendOutcome::unreachable("timed out"));
         assert!(waiting.await.unwrap());
     }
 
@@ -317,11 +358,11 @@ mod tests {
         // While the trial is out, the others are not sent.
         assert!(is_skipped(&d.enter("http://dead:80").await));
         // No answer: another cooldown, without waiting for the threshold again.
-        d.leave(trial, &SendOutcome::unreachable("timed out"));
+        d.leave("test", trial, &SendOutcome::unreachable("timed out"));
         assert!(is_skipped(&d.enter("http://dead:80").await));
         tokio::time::sleep(Duration::from_millis(250)).await;
         let trial = d.enter("http://dead:80").await.ok().unwrap();
-        d.leave(trial, &SendOutcome::retry("answered 503"));
+        d.leave("test", trial, &SendOutcome::retry("answered 503"));
         // An answer ends the skipping for everyone.
         let a = d.enter("http://dead:80").await;
         let b = d.enter("http://dead:80").await;

@@ -111,7 +111,7 @@ pub async fn attempt(services: &Services, notification: &mut Notification) -> Se
                 SendOutcome::Sent => services.metrics.sent(kind, elapsed),
                 SendOutcome::Failed(f) => services.metrics.send_failed(kind, f.retryable, elapsed),
             }
-            services.destinations.leave(leave, &outcome);
+            services.destinations.leave(&destination, leave, &outcome);
             outcome
         }
         Err(skipped) => {
@@ -121,8 +121,17 @@ pub async fn attempt(services: &Services, notification: &mut Notification) -> Se
                     f.retryable,
                     Duration::ZERO,
                 );
+                // Not a line each: a destination that is down or full would flood the log
+                // with one per notification; `destinations` says once why it skips them.
+                tracing::debug!(
+                    alarm_id = %notification.alarm.alarm_id,
+                    method_id = %notification.method.id,
+                    kind = %notification.method.kind,
+                    "not sent: {}",
+                    f.reason
+                );
             }
-            skipped
+            return skipped;
         }
     };
     match &outcome {
