@@ -26,6 +26,13 @@ use monasca_config::EngineConfig;
 use monasca_notifiers::SendOutcome;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// How long at least a destination with every slot taken may go without finishing a send
+/// before the sends waiting for it give up; longer if its answers usually take longer.
+const STALL_AFTER: Duration = Duration::from_millis(200);
+
+/// How often a waiting send looks again whether its destination stalled.
+const STALL_CHECK: Duration = Duration::from_millis(50);
+
 /// Destinations remembered at most; beyond it, those with nothing in flight and not down are
 /// forgotten (a new entry starts with a full budget and a clean record).
 const REMEMBERED: usize = 10_000;
@@ -57,6 +64,42 @@ struct Health {
     /// that warning was.
     gave_up_waiting: u64,
     warned_busy: Option<Instant>,
+    /// Sends in flight, and when one last finished (or the first of a busy spell started).
+    in_flight: usize,
+    last_progress: Option<Instant>,
+    /// How long answers take, smoothed: what "too long without an answer" is measured by.
+    typical_answer: Option<Duration>,
+}
+
+impl Health {
+    fn started_one(&mut self) {
+        if self.in_flight == 0 {
+            self.last_progress = Some(Instant::now());
+        }
+        self.in_flight += 1;
+    }
+
+    fn finished_one(&mut self, answered_after: Option<Duration>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.last_progress = Some(Instant::now());
+        if let Some(took) = answered_after {
+            self.typical_answer = Some(match self.typical_answer {
+                Some(typical) => (typical * 7 + took) / 8,
+                None => took,
+            });
+        }
+    }
+
+    /// `Some(how long)` if sends are in flight and none has finished for much longer than
+    /// answers usually take (at least [`STALL_AFTER`]): the destination has stopped answering,
+    /// and a send waiting for its turn would only wait for the timeouts of those in flight.
+    fn stalled(&self, now: Instant) -> Option<Duration> {
+        let since = now.saturating_duration_since(self.last_progress?);
+        let patience = self
+            .typical_answer
+            .map_or(STALL_AFTER, |typical| (typical * 4).max(STALL_AFTER));
+        (self.in_flight > 0 && since > patience).then_some(since)
+    }
 }
 
 /// Leave to send to a destination; dropping it frees the slot.
@@ -65,15 +108,20 @@ pub struct Leave {
     /// This is the trial send after a cooldown.
     trial: bool,
     reported: bool,
+    started: Instant,
     _slot: OwnedSemaphorePermit,
 }
 
 impl Drop for Leave {
     fn drop(&mut self) {
-        // A trial whose send never reported (its task was cancelled) must not leave the
-        // destination skipped for good: the next send becomes the trial.
-        if self.trial && !self.reported {
-            self.destination.lock().trial = false;
+        if !self.reported {
+            let mut health = self.destination.lock();
+            health.finished_one(None);
+            // A trial whose send never reported (its task was cancelled) must not leave the
+            // destination skipped for good: the next send becomes the trial.
+            if self.trial {
+                health.trial = false;
+            }
         }
     }
 }
@@ -90,49 +138,75 @@ impl Destinations {
         }
     }
 
-    /// Waits (at most `destination_wait_timeout`) for a send slot of `destination`. Fails at
-    /// once, with a retryable outcome that says why, while the destination is considered down
-    /// (checked before and after waiting, since it may go down while this send waits its
-    /// turn).
+    /// Waits for a send slot of `destination`: at most `destination_wait_timeout`, and not at
+    /// all once the destination looks stalled (every slot taken and none finished for a while:
+    /// see [`Health::stalled`]). Fails at once, with a retryable outcome that says why, while
+    /// the destination is considered down (checked before and after waiting, since it may go
+    /// down while this send waits its turn).
     pub async fn enter(&self, destination: &str) -> Result<Leave, SendOutcome> {
         let entry = self.entry(destination);
         let trial = entry.admit(destination)?;
         let slot = match entry.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
-            Err(_) => {
-                let waited =
-                    tokio::time::timeout(self.wait_timeout, entry.slots.clone().acquire_owned())
-                        .await;
-                match waited {
-                    Ok(Ok(slot)) => slot,
-                    Ok(Err(_)) => {
-                        entry.end_trial(trial);
-                        return Err(SendOutcome::retry(format!(
-                            "{destination}: engine stopping"
-                        )));
-                    }
-                    Err(_) => {
-                        entry.end_trial(trial);
-                        entry.gave_up_waiting(destination, self.wait_timeout);
-                        return Err(SendOutcome::retry(format!(
-                            "{destination} has {} sends in flight and none finished within {} s                              ([engine] destination_wait_timeout)",
-                            self.per_destination,
-                            self.wait_timeout.as_secs_f64()
-                        )));
-                    }
+            Err(_) => match self.wait_for_turn(&entry, destination).await {
+                Ok(slot) => slot,
+                Err(outcome) => {
+                    entry.end_trial(trial);
+                    return Err(outcome);
                 }
-            }
+            },
         };
+        entry.lock().started_one();
         let leave = Leave {
             destination: entry,
             trial,
             reported: false,
+            started: Instant::now(),
             _slot: slot,
         };
         if !trial {
             leave.destination.check_up(destination)?;
         }
         Ok(leave)
+    }
+
+    /// Waits for a slot of a destination whose slots are all taken, giving up after the wait
+    /// timeout or as soon as the destination looks stalled.
+    async fn wait_for_turn(
+        &self,
+        entry: &Destination,
+        name: &str,
+    ) -> Result<OwnedSemaphorePermit, SendOutcome> {
+        let gave_up_at = Instant::now() + self.wait_timeout;
+        let acquire = entry.slots.clone().acquire_owned();
+        tokio::pin!(acquire);
+        loop {
+            let stalled = entry.lock().stalled(Instant::now());
+            if let Some(quiet) = stalled {
+                entry.gave_up_waiting(name, "looks stalled");
+                return Err(SendOutcome::retry(format!(
+                    "{name} looks stalled: all {} sends in flight, none finished for {} ms",
+                    self.per_destination,
+                    quiet.as_millis()
+                )));
+            }
+            let check = (Instant::now() + STALL_CHECK).min(gave_up_at);
+            tokio::select! {
+                slot = &mut acquire => {
+                    return slot.map_err(|_| SendOutcome::retry(format!("{name}: engine stopping")));
+                }
+                _ = tokio::time::sleep_until(check.into()) => {}
+            }
+            if Instant::now() >= gave_up_at {
+                entry.gave_up_waiting(name, "kept sends waiting");
+                return Err(SendOutcome::retry(format!(
+                    "{name} has {} sends in flight and none made room within {} s ([engine] \
+                     destination_wait_timeout)",
+                    self.per_destination,
+                    self.wait_timeout.as_secs_f64()
+                )));
+            }
+        }
     }
 
     fn entry(&self, destination: &str) -> Arc<Destination> {
@@ -159,6 +233,8 @@ impl Destinations {
     pub fn leave(&self, name: &str, mut leave: Leave, outcome: &SendOutcome) {
         leave.reported = true;
         let mut health = leave.destination.lock();
+        let answered = !matches!(outcome, SendOutcome::Failed(f) if f.unreachable);
+        health.finished_one(answered.then(|| leave.started.elapsed()));
         match outcome {
             SendOutcome::Failed(f) if f.unreachable => {
                 health.unanswered = health.unanswered.saturating_add(1);
@@ -231,7 +307,7 @@ impl Destination {
 
     /// Counts a send that gave up waiting for its turn, and says so in the log at most once
     /// a minute per destination.
-    fn gave_up_waiting(&self, name: &str, wait_timeout: Duration) {
+    fn gave_up_waiting(&self, name: &str, why: &str) {
         let mut health = self.lock();
         health.gave_up_waiting += 1;
         let now = Instant::now();
@@ -240,11 +316,9 @@ impl Destination {
             .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60))
         {
             tracing::warn!(
-                "{name}: {} sends waited more than {} s for their turn (all \
-                 max_sends_per_destination in flight); they go to the retry topic \
-                 ([engine] destination_wait_timeout)",
+                "{name} {why}: {} sends gave up waiting for their turn (all \
+                 max_sends_per_destination in flight) and went to the retry topic",
                 health.gave_up_waiting,
-                wait_timeout.as_secs_f64()
             );
             health.gave_up_waiting = 0;
             health.warned_busy = Some(now);
@@ -386,14 +460,14 @@ mod tests {
     async fn a_send_waits_its_turn_for_at_most_the_wait_timeout() {
         let config = EngineConfig {
             max_sends_per_destination: 1,
-            destination_wait_timeout: 0.2,
+            destination_wait_timeout: 0.1,
             ..EngineConfig::default()
         };
         let d = Destinations::new(&config);
         let _stuck = d.enter("http://slow:80").await.ok().unwrap();
         let started = Instant::now();
         let waited = d.enter("http://slow:80").await;
-        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(started.elapsed() >= Duration::from_millis(100));
         match waited {
             Err(SendOutcome::Failed(f)) => {
                 assert!(f.retryable);
@@ -406,5 +480,58 @@ mod tests {
             _ => panic!("a send that cannot get its turn must fail as retryable"),
         }
         assert!(d.enter("http://other:80").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn sends_waiting_for_a_destination_that_stopped_answering_give_up_early() {
+        let config = EngineConfig {
+            max_sends_per_destination: 2,
+            destination_wait_timeout: 30.0,
+            ..EngineConfig::default()
+        };
+        let d = Destinations::new(&config);
+        let _a = d.enter("http://dead:80").await.ok().unwrap();
+        let _b = d.enter("http://dead:80").await.ok().unwrap();
+        let started = Instant::now();
+        let waited = d.enter("http://dead:80").await;
+        // Not the 30 s wait timeout: the send gives up once nothing finished for a while.
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            matches!(&waited, Err(SendOutcome::Failed(f)) if f.retryable && f.reason.contains("stalled")),
+            "{:?}",
+            waited.err()
+        );
+        // Still stalled: the next one does not wait at all.
+        let started = Instant::now();
+        assert!(d.enter("http://dead:80").await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_slow_destination_that_keeps_answering_is_waited_for() {
+        let config = EngineConfig {
+            max_sends_per_destination: 1,
+            destination_wait_timeout: 30.0,
+            ..EngineConfig::default()
+        };
+        let d = Arc::new(Destinations::new(&config));
+        // Answers take 150 ms: slow, but the destination is there.
+        let mut sent = 0;
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let d = d.clone();
+            tasks.push(tokio::spawn(async move {
+                let leave = d.enter("http://slow:80").await.ok()?;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                d.leave("slow", leave, &SendOutcome::Sent);
+                Some(())
+            }));
+        }
+        for task in tasks {
+            if task.await.unwrap().is_some() {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 4, "each waited its turn (600 ms for the last)");
     }
 }
