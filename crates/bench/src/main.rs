@@ -371,7 +371,10 @@ async fn run_backlog(
         "  throughput      {:.0} notifications/s (first to last webhook, {working:.1} s; \
          {:.1} s to join the group before)",
         received as f64 / working.max(1e-3),
-        first.unwrap_or(started).duration_since(started).as_secs_f64()
+        first
+            .unwrap_or(started)
+            .duration_since(started)
+            .as_secs_f64()
     );
     println!(
         "  engine CPU      {:.1} µs per notification ({cpu:.2} s, joining included)",

@@ -261,6 +261,7 @@ pub(crate) const KEYS: &[(&str, &str, Kind)] = {
         ("engine", "destination_cooldown", Int),
         ("engine", "destination_wait_timeout", Float),
         ("engine", "commit_interval", Float),
+        ("engine", "worker_threads", Int),
         ("engine", "shutdown_timeout", Int),
         ("engine", "kafka_unreachable_timeout", Int),
         ("destinations", "deny", List),

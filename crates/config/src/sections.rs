@@ -305,6 +305,8 @@ pub struct EngineConfig {
     pub destination_wait_timeout: f64,
     /// Seconds between offset commits.
     pub commit_interval: f64,
+    /// Threads running the engine's tasks (librdkafka and blocking calls have their own).
+    pub worker_threads: usize,
     /// Seconds a SIGTERM waits for in-flight work before exiting anyway.
     pub shutdown_timeout: u64,
     /// Seconds without a reachable Kafka broker before the process exits non-zero.
@@ -321,6 +323,7 @@ impl Default for EngineConfig {
             destination_cooldown: 30,
             destination_wait_timeout: 1.0,
             commit_interval: 0.1,
+            worker_threads: 1,
             shutdown_timeout: 30,
             kafka_unreachable_timeout: 300,
         }

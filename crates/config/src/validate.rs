@@ -115,6 +115,11 @@ pub(crate) fn validate(config: &Config, at: &Origins) -> Vec<String> {
         "must be at least 1",
     );
     p.check(
+        (1..=256).contains(&engine.worker_threads),
+        &["engine", "worker_threads"],
+        "must be between 1 and 256",
+    );
+    p.check(
         engine.max_sends_per_destination >= 1,
         &["engine", "max_sends_per_destination"],
         "must be at least 1",

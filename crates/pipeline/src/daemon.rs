@@ -83,16 +83,20 @@ pub fn main(kind: EngineKind) -> ExitCode {
     // logged unless RUST_LOG asks for more. The subcommands print their own report.
     // Otherwise the level is read from the configuration before it is fully checked (a bad
     // file is reported by run_daemon), so that logging is up before anything else happens.
-    let level = if args.dev || args.command.is_some() {
-        "error".to_string()
+    let early = if args.dev || args.command.is_some() {
+        None
     } else {
-        match monasca_config::load(args.config.as_deref()) {
-            Ok(config) => config.logging.level,
-            Err(_) => "info".to_string(),
-        }
+        monasca_config::load(args.config.as_deref()).ok()
+    };
+    let level = match (&early, args.dev || args.command.is_some()) {
+        (_, true) => "error".to_string(),
+        (Some(config), false) => config.logging.level.clone(),
+        (None, false) => "info".to_string(),
     };
     init_logging(args.log_format, &level);
+    let workers = early.map_or(1, |config| config.engine.worker_threads.max(1));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
