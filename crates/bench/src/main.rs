@@ -427,15 +427,21 @@ fn start_engine(bin: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> 
 }
 
 /// `--kafka-property` values as TOML lines of `[kafka.client_properties]`.
+/// `[kafka.client_properties]` of the engines: the benchmark's `fetch.wait.max.ms` (see where
+/// the configuration is written) unless `--kafka-property` sets it, then those properties.
 fn extra_properties(properties: &[String]) -> anyhow::Result<String> {
-    let mut lines = String::new();
+    let mut set = vec![("fetch.wait.max.ms".to_string(), "5".to_string())];
     for property in properties {
         let Some((key, value)) = property.split_once('=') else {
             bail!("--kafka-property {property:?}: expected KEY=VALUE");
         };
-        lines.push_str(&format!("{key:?} = {value:?}\n"));
+        set.retain(|(k, _)| k != key);
+        set.push((key.to_string(), value.to_string()));
     }
-    Ok(lines)
+    Ok(set
+        .iter()
+        .map(|(key, value)| format!("{key:?} = {value:?}\n"))
+        .collect())
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -495,7 +501,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[admin]\nnotification_engine_listen = \"\"\nretry_engine_listen = \"\"\n[retry_engine]\ninterval = 1\n[destinations]\nallow = [\"127.0.0.0/8\"]\n[kafka.client_properties]\n\"fetch.wait.max.ms\" = \"5\"\n{}",
+            "[kafka]\nurl = \"{bootstrap}\"\n[mysql]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npasswd = \"{}\"\ndb = \"{}\"\n[notification_types]\nenabled = [\"webhook\"]\n[statsd]\nenable = false\n[admin]\nnotification_engine_listen = \"\"\nretry_engine_listen = \"\"\n[retry_engine]\ninterval = 1\n[destinations]\nallow = [\"127.0.0.0/8\"]\n[kafka.client_properties]\n{}",
             mysql.host,
             mysql.port,
             mysql.user,
