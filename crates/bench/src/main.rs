@@ -359,11 +359,7 @@ async fn run_backlog(
     let (cpu, rss) = usage(pid)?;
     let received = seen.count.load(Ordering::Relaxed);
     let unique = seen.ids.lock().map(|i| i.len()).unwrap_or(0) as u64;
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = engine.wait();
+    terminate(&mut engine);
     let working = last.duration_since(first.unwrap_or(started)).as_secs_f64();
     println!("notification-engine: the backlog of {} alarms", args.alarms);
     println!("  received        {received} webhooks ({unique} distinct alarms)");
@@ -442,6 +438,15 @@ fn extra_properties(properties: &[String]) -> anyhow::Result<String> {
         .iter()
         .map(|(key, value)| format!("{key:?} = {value:?}\n"))
         .collect())
+}
+
+/// Stops an engine as its supervisor would (SIGTERM) and waits for it.
+fn terminate(engine: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(engine.id().to_string())
+        .status();
+    let _ = engine.wait();
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -582,11 +587,7 @@ async fn main() -> anyhow::Result<()> {
     let cpu = cpu_after - cpu_before;
     let received = seen.count.load(Ordering::Relaxed);
     let unique = seen.ids.lock().map(|i| i.len()).unwrap_or(0) as u64;
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = engine.wait();
+    terminate(&mut engine);
     let mut latencies = seen.latencies.lock().map(|l| l.clone()).unwrap_or_default();
     latencies.sort_unstable();
     let rate = received as f64 / elapsed;
@@ -659,11 +660,7 @@ async fn main() -> anyhow::Result<()> {
         let (cpu_after, rss) = usage(retry.id())?;
         let cpu = cpu_after - cpu_before;
         let received = seen.count.load(Ordering::Relaxed);
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(retry.id().to_string())
-            .status();
-        let _ = retry.wait();
+        terminate(&mut retry);
         println!("retry-engine: {} due records", args.retries);
         println!(
             "  throughput      {:.0} retries/s",
