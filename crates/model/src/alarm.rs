@@ -103,7 +103,7 @@ const REQUIRED_KEYS: [&str; 13] = [
     "metrics",
 ];
 
-/// The keys the engines read, in the order of [`Fields::slots`].
+/// The keys of the inner object the engines read.
 const KNOWN_KEYS: [&str; 14] = [
     "tenantId",
     "alarmId",
@@ -121,71 +121,56 @@ const KNOWN_KEYS: [&str; 14] = [
     "metrics",
 ];
 
-/// The values of the known keys of the inner object, as their JSON text borrowed from the
-/// message; read in one pass with no map of the object (the profile showed a `HashMap` of
-/// every key, SipHash and all, as a third of the engine's instructions). As in Python's
-/// `json.loads`, the last of duplicate keys wins.
-#[derive(Default)]
-struct Fields<'a> {
-    slots: [Option<&'a RawValue>; KNOWN_KEYS.len()],
+/// The outer object's one key that matters.
+const OUTER_KEYS: [&str; 1] = ["alarm-transitioned"];
+
+/// The values of some keys of one JSON object, as their JSON text borrowed from the message;
+/// read in one pass with no map of the object (the profile showed a `HashMap` of every key,
+/// SipHash and all, as a third of the engine's instructions). As in Python's `json.loads`, the
+/// last of duplicate keys wins.
+struct Fields<'a, const N: usize> {
+    keys: &'static [&'static str; N],
+    slots: [Option<&'a RawValue>; N],
 }
 
-impl<'a> Fields<'a> {
+impl<'a, const N: usize> Fields<'a, N> {
+    /// Reads `text`, which must be one JSON object, keeping the values of `keys`.
+    fn read(text: &'a str, keys: &'static [&'static str; N]) -> serde_json::Result<Self> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let slots = deserializer.deserialize_map(FieldsVisitor { keys })?;
+        deserializer.end()?;
+        Ok(Fields { keys, slots })
+    }
+
     fn get(&self, key: &str) -> Option<&'a RawValue> {
-        let index = KNOWN_KEYS.iter().position(|k| *k == key)?;
+        let index = self.keys.iter().position(|k| *k == key)?;
         self.slots[index]
     }
 }
 
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldsVisitor;
-        impl<'de> Visitor<'de> for FieldsVisitor {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut fields = Fields::default();
-                while let Some(Key(key)) = map.next_key()? {
-                    match KNOWN_KEYS.iter().position(|k| *k == key) {
-                        Some(index) => fields.slots[index] = Some(map.next_value()?),
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(fields)
-            }
-        }
-        deserializer.deserialize_map(FieldsVisitor)
-    }
+/// The known keys of the inner object.
+type InnerFields<'a> = Fields<'a, { KNOWN_KEYS.len() }>;
+
+struct FieldsVisitor<const N: usize> {
+    keys: &'static [&'static str; N],
 }
 
-/// The outer object's one key that matters: `alarm-transitioned`, as JSON text.
-struct Outer<'a>(Option<&'a RawValue>);
-
-impl<'de> Deserialize<'de> for Outer<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OuterVisitor;
-        impl<'de> Visitor<'de> for OuterVisitor {
-            type Value = Outer<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outer<'de>, A::Error> {
-                let mut inner = None;
-                while let Some(Key(key)) = map.next_key()? {
-                    if key == "alarm-transitioned" {
-                        inner = Some(map.next_value()?);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
+impl<'de, const N: usize> Visitor<'de> for FieldsVisitor<N> {
+    type Value = [Option<&'de RawValue>; N];
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut slots = [None; N];
+        while let Some(Key(key)) = map.next_key()? {
+            match self.keys.iter().position(|k| *k == key) {
+                Some(index) => slots[index] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(Outer(inner))
             }
         }
-        deserializer.deserialize_map(OuterVisitor)
+        Ok(slots)
     }
 }
 
@@ -217,12 +202,12 @@ impl AlarmTransition {
         let text =
             std::str::from_utf8(bytes).map_err(|e| AlarmParseError::NotJson(e.to_string()))?;
         // A document that is not JSON at all is told apart from JSON of the wrong shape.
-        let outer: Outer<'_> = match serde_json::from_str(text) {
+        let outer = match Fields::read(text, &OUTER_KEYS) {
             Ok(outer) => outer,
             Err(e) if e.is_data() => return Err(AlarmParseError::NotATransition),
             Err(e) => return Err(AlarmParseError::NotJson(e.to_string())),
         };
-        match outer.0 {
+        match outer.get("alarm-transitioned") {
             Some(inner) => Self::from_json(inner).map_err(|e| match e {
                 AlarmParseError::NotJson(_) => AlarmParseError::NotATransition,
                 other => other,
@@ -242,7 +227,7 @@ impl AlarmTransition {
     /// Validates the inner transition object given as JSON text (a record's `raw_alarm`).
     /// An input that is not an object is [`AlarmParseError::NotJson`].
     pub fn from_json(inner: &RawValue) -> Result<Self, AlarmParseError> {
-        let fields: Fields<'_> = serde_json::from_str(inner.get())
+        let fields = Fields::read(inner.get(), &KNOWN_KEYS)
             .map_err(|e| AlarmParseError::NotJson(e.to_string()))?;
         for key in REQUIRED_KEYS {
             if fields.get(key).is_none() {
@@ -329,17 +314,17 @@ fn wrong_type(key: &'static str, expected: &'static str, found: &RawValue) -> Al
     }
 }
 
-fn field<'a>(fields: &Fields<'a>, key: &'static str) -> Result<&'a RawValue, AlarmParseError> {
+fn field<'a>(fields: &InnerFields<'a>, key: &'static str) -> Result<&'a RawValue, AlarmParseError> {
     fields.get(key).ok_or(AlarmParseError::MissingKey(key))
 }
 
-fn string(fields: &Fields<'_>, key: &'static str) -> Result<String, AlarmParseError> {
+fn string(fields: &InnerFields<'_>, key: &'static str) -> Result<String, AlarmParseError> {
     let value = field(fields, key)?;
     serde_json::from_str(value.get()).map_err(|_| wrong_type(key, "a string", value))
 }
 
 fn optional_string(
-    fields: &Fields<'_>,
+    fields: &InnerFields<'_>,
     key: &'static str,
 ) -> Result<Option<String>, AlarmParseError> {
     match fields.get(key) {
@@ -349,7 +334,7 @@ fn optional_string(
     }
 }
 
-fn flag(fields: &Fields<'_>, key: &'static str) -> Result<bool, AlarmParseError> {
+fn flag(fields: &InnerFields<'_>, key: &'static str) -> Result<bool, AlarmParseError> {
     let value = field(fields, key)?;
     match serde_json::from_str::<Value>(value.get()) {
         Ok(Value::Bool(b)) => Ok(b),
@@ -359,7 +344,7 @@ fn flag(fields: &Fields<'_>, key: &'static str) -> Result<bool, AlarmParseError>
     }
 }
 
-fn timestamp(fields: &Fields<'_>) -> Result<f64, AlarmParseError> {
+fn timestamp(fields: &InnerFields<'_>) -> Result<f64, AlarmParseError> {
     let value = field(fields, "timestamp")?;
     match serde_json::from_str::<Value>(value.get()) {
         Ok(Value::Number(n)) => match n.as_f64() {
