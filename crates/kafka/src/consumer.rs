@@ -35,7 +35,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -162,8 +162,29 @@ struct Flows {
 
 #[derive(Debug, Default)]
 struct Parked {
-    messages: VecDeque<OwnedMessage>,
+    messages: VecDeque<Read>,
     paused: bool,
+}
+
+/// A message as read from librdkafka: copied out of its buffer once, then moved, whether it is
+/// handed out at once or parked first.
+#[derive(Debug)]
+struct Read {
+    partition: PartitionKey,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+impl Read {
+    fn from(message: &BorrowedMessage<'_>) -> Self {
+        Read {
+            partition: (message.topic().to_string(), message.partition()),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        }
+    }
 }
 
 impl Shared {
@@ -400,10 +421,10 @@ impl TrackedConsumer {
                 tokio::select! {
                     biased;
                     _ = &mut progressed => continue,
-                    message = self.consumer.recv() => message?.detach(),
+                    message = self.consumer.recv() => Read::from(&message?),
                 }
             } else {
-                self.consumer.recv().await?.detach()
+                Read::from(&self.consumer.recv().await?)
             };
             self.shared.touch();
             if let Some(received) = self.take(message).await {
@@ -414,48 +435,42 @@ impl TrackedConsumer {
 
     /// A message just read: handed out if its partition has room and nothing of that
     /// partition waits before it, else parked at the head of the line.
-    async fn take(&self, message: OwnedMessage) -> Option<Received> {
-        let key = (message.topic().to_string(), message.partition());
-        if !self.shared.lock_tracker().knows(&key) {
-            self.load_resume_point(&key, message.offset()).await;
+    async fn take(&self, message: Read) -> Option<Received> {
+        if !self.shared.lock_tracker().knows(&message.partition) {
+            self.load_resume_point(&message.partition, message.offset)
+                .await;
         }
         let mut tracker = self.shared.lock_tracker();
         let mut flows = self.shared.lock_flows();
+        let key = &message.partition;
         let behind_others = flows
             .parked
-            .get(&key)
+            .get(key)
             .is_some_and(|p| !p.messages.is_empty());
-        let blocked = if behind_others {
-            Err(self
-                .shared
-                .room(&tracker, &key)
-                .err()
-                .unwrap_or(Blocked::Partition))
-        } else {
-            self.shared.room(&tracker, &key)
+        let why = match self.shared.room(&tracker, key) {
+            Ok(()) if !behind_others => return self.start(&mut tracker, message),
+            // Messages of its own partition parked before it go first.
+            Ok(()) => Blocked::Partition,
+            Err(why) => why,
         };
-        match blocked {
-            Ok(()) => self.start(&mut tracker, message),
-            Err(why) => {
-                let parked = flows.parked.entry(key.clone()).or_default();
-                parked.messages.push_back(message);
-                let paused = parked.paused;
-                if !flows.order.contains(&key) {
-                    flows.order.push_back(key.clone());
-                }
-                if why == Blocked::Partition {
-                    self.shared.commit_wanted.notify_one();
-                }
-                if !paused {
-                    let wait = match why {
-                        Blocked::Partition => HEAD_OF_LINE_WAIT,
-                        Blocked::Total => TOTAL_BOUND_WAIT,
-                    };
-                    flows.head_of_line = Some((key, Instant::now() + wait));
-                }
-                None
-            }
+        let key = key.clone();
+        let parked = flows.parked.entry(key.clone()).or_default();
+        parked.messages.push_back(message);
+        let paused = parked.paused;
+        if !flows.order.contains(&key) {
+            flows.order.push_back(key.clone());
         }
+        if why == Blocked::Partition {
+            self.shared.commit_wanted.notify_one();
+        }
+        if !paused {
+            let wait = match why {
+                Blocked::Partition => HEAD_OF_LINE_WAIT,
+                Blocked::Total => TOTAL_BOUND_WAIT,
+            };
+            flows.head_of_line = Some((key, Instant::now() + wait));
+        }
+        None
     }
 
     /// Hands out the first parked message, in round-robin order over partitions, whose
@@ -503,9 +518,13 @@ impl TrackedConsumer {
 
     /// Starts tracking a message and hands it out, or, if the previous owner of the partition
     /// finished it already, records it as done and hands out nothing.
-    fn start(&self, tracker: &mut OffsetTracker, message: OwnedMessage) -> Option<Received> {
-        let partition = (message.topic().to_string(), message.partition());
-        let offset = message.offset();
+    fn start(&self, tracker: &mut OffsetTracker, message: Read) -> Option<Received> {
+        let Read {
+            partition,
+            offset,
+            key,
+            payload,
+        } = message;
         let generation = tracker.start(&partition, offset);
         if tracker.done_before(&partition, offset) {
             tracker.finish(&partition, offset, generation);
@@ -513,8 +532,8 @@ impl TrackedConsumer {
             return None;
         }
         Some(Received {
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            key,
+            payload,
             topic: partition.0.clone(),
             partition: partition.1,
             offset,

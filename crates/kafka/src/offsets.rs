@@ -46,9 +46,6 @@ struct PartitionState {
     generation: u64,
     unfinished: BTreeSet<i64>,
     next: i64,
-    /// The last position committed (or the first offset read, which was where the group's
-    /// committed offset stood).
-    committed: i64,
     /// What the previous owner had already done past the position it committed.
     done_before: Option<ResumePoint>,
     /// Finishes so far, and how many of them a commit has covered: a commit is owed when a
@@ -95,7 +92,6 @@ impl OffsetTracker {
                 generation,
                 unfinished: BTreeSet::new(),
                 next: first_offset,
-                committed: first_offset,
                 done_before: None,
                 finishes: 0,
                 committed_finishes: 0,
@@ -160,20 +156,14 @@ impl OffsetTracker {
             .collect()
     }
 
-    /// Records a successful commit of `what` (a position lower than one already recorded is
+    /// Records a successful commit of `what` (one older than a commit already recorded is
     /// ignored).
     pub fn committed(&mut self, what: &Committable) {
         if let Some(state) = self.partitions.get_mut(&what.partition) {
-            state.committed = state.committed.max(what.position);
             state.committed_finishes = state
                 .committed_finishes
                 .max(what.finishes.saturating_sub(what.left_out));
         }
-    }
-
-    /// The position last committed for a partition.
-    pub fn committed_position(&self, key: &PartitionKey) -> Option<i64> {
-        self.partitions.get(key).map(|s| s.committed)
     }
 
     /// Forgets a revoked partition; its outstanding tickets become stale.
