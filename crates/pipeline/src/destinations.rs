@@ -48,6 +48,8 @@ pub struct Destinations {
 
 /// One destination: its send slots and its recent record.
 struct Destination {
+    /// Its key in [`Destinations`], as log lines and reasons name it.
+    name: String,
     slots: Arc<Semaphore>,
     health: Mutex<Health>,
 }
@@ -64,23 +66,14 @@ struct Health {
     /// that warning was.
     gave_up_waiting: u64,
     warned_busy: Option<Instant>,
-    /// Sends in flight, and when one last finished (or the first of a busy spell started).
-    in_flight: usize,
+    /// When a send last finished, or the first of a busy spell started.
     last_progress: Option<Instant>,
     /// How long answers take, smoothed: what "too long without an answer" is measured by.
     typical_answer: Option<Duration>,
 }
 
 impl Health {
-    fn started_one(&mut self) {
-        if self.in_flight == 0 {
-            self.last_progress = Some(Instant::now());
-        }
-        self.in_flight += 1;
-    }
-
     fn finished_one(&mut self, answered_after: Option<Duration>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
         self.last_progress = Some(Instant::now());
         if let Some(took) = answered_after {
             self.typical_answer = Some(match self.typical_answer {
@@ -90,15 +83,16 @@ impl Health {
         }
     }
 
-    /// `Some(how long)` if sends are in flight and none has finished for much longer than
-    /// answers usually take (at least [`STALL_AFTER`]): the destination has stopped answering,
-    /// and a send waiting for its turn would only wait for the timeouts of those in flight.
+    /// Asked while every slot is taken: `Some(how long)` if no send has finished for much
+    /// longer than answers usually take (at least [`STALL_AFTER`]): the destination has stopped
+    /// answering, and a send waiting for its turn would only wait for the timeouts of those in
+    /// flight.
     fn stalled(&self, now: Instant) -> Option<Duration> {
         let since = now.saturating_duration_since(self.last_progress?);
         let patience = self
             .typical_answer
             .map_or(STALL_AFTER, |typical| (typical * 4).max(STALL_AFTER));
-        (self.in_flight > 0 && since > patience).then_some(since)
+        (since > patience).then_some(since)
     }
 }
 
@@ -145,10 +139,10 @@ impl Destinations {
     /// down while this send waits its turn).
     pub async fn enter(&self, destination: &str) -> Result<Leave, SendOutcome> {
         let entry = self.entry(destination);
-        let trial = entry.admit(destination)?;
+        let trial = entry.admit(true)?;
         let slot = match entry.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
-            Err(_) => match self.wait_for_turn(&entry, destination).await {
+            Err(_) => match self.wait_for_turn(&entry).await {
                 Ok(slot) => slot,
                 Err(outcome) => {
                     entry.end_trial(trial);
@@ -156,7 +150,10 @@ impl Destinations {
                 }
             },
         };
-        entry.lock().started_one();
+        if entry.slots.available_permits() + 1 == self.per_destination {
+            // The first send of a busy spell: quiet from now on counts.
+            entry.lock().last_progress = Some(Instant::now());
+        }
         let leave = Leave {
             destination: entry,
             trial,
@@ -165,7 +162,7 @@ impl Destinations {
             _slot: slot,
         };
         if !trial {
-            leave.destination.check_up(destination)?;
+            leave.destination.admit(false)?;
         }
         Ok(leave)
     }
@@ -175,15 +172,15 @@ impl Destinations {
     async fn wait_for_turn(
         &self,
         entry: &Destination,
-        name: &str,
     ) -> Result<OwnedSemaphorePermit, SendOutcome> {
+        let name = &entry.name;
         let gave_up_at = Instant::now() + self.wait_timeout;
         let acquire = entry.slots.clone().acquire_owned();
         tokio::pin!(acquire);
         loop {
             let stalled = entry.lock().stalled(Instant::now());
             if let Some(quiet) = stalled {
-                entry.gave_up_waiting(name, "looks stalled");
+                entry.gave_up_waiting("looks stalled");
                 return Err(SendOutcome::retry(format!(
                     "{name} looks stalled: all {} sends in flight, none finished for {} ms",
                     self.per_destination,
@@ -198,7 +195,7 @@ impl Destinations {
                 _ = tokio::time::sleep_until(check.into()) => {}
             }
             if Instant::now() >= gave_up_at {
-                entry.gave_up_waiting(name, "kept sends waiting");
+                entry.gave_up_waiting("kept sends waiting");
                 return Err(SendOutcome::retry(format!(
                     "{name} has {} sends in flight and none made room within {} s ([engine] \
                      destination_wait_timeout)",
@@ -218,6 +215,7 @@ impl Destinations {
             known.retain(|_, d| Arc::strong_count(d) > 1 || d.lock().down_until.is_some());
         }
         let entry = Arc::new(Destination {
+            name: destination.to_string(),
             slots: Arc::new(Semaphore::new(self.per_destination)),
             health: Mutex::new(Health::default()),
         });
@@ -229,9 +227,10 @@ impl Destinations {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records what became of a send made with `leave` to `name`, and frees its slot.
-    pub fn leave(&self, name: &str, mut leave: Leave, outcome: &SendOutcome) {
+    /// Records what became of a send made with `leave`, and frees its slot.
+    pub fn leave(&self, mut leave: Leave, outcome: &SendOutcome) {
         leave.reported = true;
+        let name = &leave.destination.name;
         let mut health = leave.destination.lock();
         let answered = !matches!(outcome, SendOutcome::Failed(f) if f.unreachable);
         health.finished_one(answered.then(|| leave.started.elapsed()));
@@ -274,40 +273,37 @@ impl Destination {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a send may go: `Ok(false)` normally, `Ok(true)` if it is the trial after a
-    /// cooldown, an outcome to fail with while the destination is down.
-    fn admit(&self, name: &str) -> Result<bool, SendOutcome> {
+    /// Whether a send may go: `Ok(false)` normally, an outcome to fail with while the
+    /// destination is down. Once the cooldown is over, the first send asked with `may_trial`
+    /// becomes the trial (`Ok(true)`) and the others fail until its verdict is in.
+    fn admit(&self, may_trial: bool) -> Result<bool, SendOutcome> {
+        let name = &self.name;
         let mut health = self.lock();
         match health.down_until {
             None => Ok(false),
-            Some(until) if until > Instant::now() => Err(down(name, &health, until)),
+            Some(until) if until > Instant::now() => Err(SendOutcome::retry(format!(
+                "{name} is considered down ({} sends in a row got no answer); not tried for \
+                 another {} s ([engine] destination_cooldown)",
+                health.unanswered,
+                until.saturating_duration_since(Instant::now()).as_secs() + 1
+            ))),
             Some(_) if health.trial => Err(SendOutcome::retry(format!(
                 "{name} is considered down ({} sends in a row got no answer); a trial send \
                  is in flight ([engine] destination_cooldown)",
                 health.unanswered
             ))),
-            Some(_) => {
+            Some(_) if may_trial => {
                 health.trial = true;
                 Ok(true)
             }
-        }
-    }
-
-    fn check_up(&self, name: &str) -> Result<(), SendOutcome> {
-        let health = self.lock();
-        match health.down_until {
-            Some(until) if until > Instant::now() => Err(down(name, &health, until)),
-            Some(_) if health.trial => Err(SendOutcome::retry(format!(
-                "{name} is considered down; a trial send is in flight ([engine] \
-                 destination_cooldown)"
-            ))),
-            _ => Ok(()),
+            Some(_) => Ok(false),
         }
     }
 
     /// Counts a send that gave up waiting for its turn, and says so in the log at most once
     /// a minute per destination.
-    fn gave_up_waiting(&self, name: &str, why: &str) {
+    fn gave_up_waiting(&self, why: &str) {
+        let name = &self.name;
         let mut health = self.lock();
         health.gave_up_waiting += 1;
         let now = Instant::now();
@@ -332,15 +328,6 @@ impl Destination {
     }
 }
 
-fn down(name: &str, health: &Health, until: Instant) -> SendOutcome {
-    SendOutcome::retry(format!(
-        "{name} is considered down ({} sends in a row got no answer); not tried for another \
-         {} s ([engine] destination_cooldown)",
-        health.unanswered,
-        until.saturating_duration_since(Instant::now()).as_secs() + 1
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,7 +346,7 @@ mod tests {
     async fn mark_down(d: &Destinations, name: &str, threshold: u32) {
         for _ in 0..threshold {
             let leave = d.enter(name).await.ok().unwrap();
-            d.leave("test", leave, &SendOutcome::unreachable("timed out"));
+            d.leave(leave, &SendOutcome::unreachable("timed out"));
         }
         assert!(is_skipped(&d.enter(name).await));
     }
@@ -380,7 +367,7 @@ mod tests {
         );
         // Another destination is not affected.
         assert!(d.enter("http://b:80").await.is_ok());
-        d.leave("test", a1, &SendOutcome::Sent);
+        d.leave(a1, &SendOutcome::Sent);
         let third = tokio::time::timeout(Duration::from_millis(100), d.enter("http://a:80")).await;
         assert!(
             matches!(third, Ok(Ok(_))),
@@ -393,20 +380,20 @@ mod tests {
         let d = destinations(8, 3, 300);
         for _ in 0..2 {
             let leave = d.enter("http://dead:80").await.ok().unwrap();
-            d.leave("test", leave, &SendOutcome::unreachable("timed out"));
+            d.leave(leave, &SendOutcome::unreachable("timed out"));
         }
         // An answer (even an error status) resets the count.
         let leave = d.enter("http://dead:80").await.ok().unwrap();
-        d.leave("test", leave, &SendOutcome::retry("answered 503"));
+        d.leave(leave, &SendOutcome::retry("answered 503"));
         for _ in 0..3 {
             let leave = d.enter("http://dead:80").await.ok().unwrap();
-            d.leave("test", leave, &SendOutcome::unreachable("timed out"));
+            d.leave(leave, &SendOutcome::unreachable("timed out"));
         }
         assert!(is_skipped(&d.enter("http://dead:80").await));
         assert!(d.enter("http://alive:80").await.is_ok());
         tokio::time::sleep(Duration::from_millis(350)).await;
         let leave = d.enter("http://dead:80").await.ok().unwrap();
-        d.leave("test", leave, &SendOutcome::Sent);
+        d.leave(leave, &SendOutcome::Sent);
         assert!(d.enter("http://dead:80").await.is_ok());
     }
 
@@ -419,7 +406,7 @@ mod tests {
             tokio::spawn(async move { is_skipped(&d.enter("http://dead:80").await) })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        d.leave("test", first, &SendOutcome::unreachable("timed out"));
+        d.leave(first, &SendOutcome::unreachable("timed out"));
         assert!(waiting.await.unwrap());
     }
 
@@ -432,11 +419,11 @@ mod tests {
         // While the trial is out, the others are not sent.
         assert!(is_skipped(&d.enter("http://dead:80").await));
         // No answer: another cooldown, without waiting for the threshold again.
-        d.leave("test", trial, &SendOutcome::unreachable("timed out"));
+        d.leave(trial, &SendOutcome::unreachable("timed out"));
         assert!(is_skipped(&d.enter("http://dead:80").await));
         tokio::time::sleep(Duration::from_millis(250)).await;
         let trial = d.enter("http://dead:80").await.ok().unwrap();
-        d.leave("test", trial, &SendOutcome::retry("answered 503"));
+        d.leave(trial, &SendOutcome::retry("answered 503"));
         // An answer ends the skipping for everyone.
         let a = d.enter("http://dead:80").await;
         let b = d.enter("http://dead:80").await;
@@ -523,7 +510,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let leave = d.enter("http://slow:80").await.ok()?;
                 tokio::time::sleep(Duration::from_millis(150)).await;
-                d.leave("slow", leave, &SendOutcome::Sent);
+                d.leave(leave, &SendOutcome::Sent);
                 Some(())
             }));
         }

@@ -111,7 +111,7 @@ pub async fn attempt(services: &Services, notification: &mut Notification) -> Se
                 SendOutcome::Sent => services.metrics.sent(kind, elapsed),
                 SendOutcome::Failed(f) => services.metrics.send_failed(kind, f.retryable, elapsed),
             }
-            services.destinations.leave(&destination, leave, &outcome);
+            services.destinations.leave(leave, &outcome);
             outcome
         }
         Err(skipped) => {
