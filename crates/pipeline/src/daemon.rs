@@ -91,12 +91,12 @@ pub fn main(kind: EngineKind) -> ExitCode {
     } else {
         monasca_config::load(args.config.as_deref()).ok()
     };
-    let level = match (&early, args.dev || args.command.is_some()) {
-        (_, true) => "error".to_string(),
-        (Some(config), false) => config.logging.level.clone(),
-        (None, false) => "info".to_string(),
+    let level = match &early {
+        _ if args.dev || args.command.is_some() => "error",
+        Some(config) => &config.logging.level,
+        None => "info",
     };
-    init_logging(args.log_format, &level);
+    init_logging(args.log_format, level);
     let workers = early.map_or(1, |config| config.engine.worker_threads.max(1));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)

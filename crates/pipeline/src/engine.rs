@@ -271,33 +271,29 @@ async fn broker_watchdog(
             .is_some_and(|since| since < probe_every)
         {
             last_ok = Instant::now();
-            tokio::select! {
+        } else {
+            let probing = consumer.clone();
+            let probe = tokio::task::spawn_blocking(move || probing.probe_brokers(timeout));
+            let outcome = tokio::select! {
                 _ = services.shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(probe_every) => {}
+                outcome = probe => outcome,
+            };
+            match outcome {
+                Ok(Ok(())) => last_ok = Instant::now(),
+                Ok(Err(e)) if last_ok.elapsed() >= bound => {
+                    fatal.cancel();
+                    return Err(EngineError::KafkaUnreachable {
+                        url: services.config.kafka.url.clone(),
+                        seconds: bound.as_secs(),
+                        last_error: e.to_string(),
+                    });
+                }
+                Ok(Err(e)) => tracing::warn!(
+                    "Kafka brokers unreachable for {} s: {e}",
+                    last_ok.elapsed().as_secs()
+                ),
+                Err(e) => tracing::error!("broker probe failed: {e}"),
             }
-            continue;
-        }
-        let probing = consumer.clone();
-        let probe = tokio::task::spawn_blocking(move || probing.probe_brokers(timeout));
-        let outcome = tokio::select! {
-            _ = services.shutdown.cancelled() => return Ok(()),
-            outcome = probe => outcome,
-        };
-        match outcome {
-            Ok(Ok(())) => last_ok = Instant::now(),
-            Ok(Err(e)) if last_ok.elapsed() >= bound => {
-                fatal.cancel();
-                return Err(EngineError::KafkaUnreachable {
-                    url: services.config.kafka.url.clone(),
-                    seconds: bound.as_secs(),
-                    last_error: e.to_string(),
-                });
-            }
-            Ok(Err(e)) => tracing::warn!(
-                "Kafka brokers unreachable for {} s: {e}",
-                last_ok.elapsed().as_secs()
-            ),
-            Err(e) => tracing::error!("broker probe failed: {e}"),
         }
         tokio::select! {
             _ = services.shutdown.cancelled() => return Ok(()),
